@@ -1,0 +1,51 @@
+# AMS: `make dev` runs the broker locally, `make test` runs every test.
+SHELL := /bin/bash
+GOROOT := $(shell go env GOROOT)
+WRANGLER := node_modules/.bin/wrangler
+PORT ?= 8787
+
+.PHONY: dev build test test-unit test-e2e deploy dry-run deps check-compat bench clean
+
+deps: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+build: build/app.wasm build/wasm_exec.js
+
+build/app.wasm: $(shell find . -name '*.go' -not -path './node_modules/*') go.mod go.sum
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o $@ ./cmd/broker
+
+build/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js
+	cp $< $@
+
+# Local secrets: random peppers, generated once, never committed.
+.dev.vars:
+	@umask 077; { \
+	  echo "AMS_CREDENTIAL_PEPPER=$$(head -c 32 /dev/urandom | base64 | tr -d '=+/')"; \
+	  echo "AMS_PERMISSIVE_TOKEN_PEPPER=$$(head -c 32 /dev/urandom | base64 | tr -d '=+/')"; \
+	} > $@
+	@echo "wrote .dev.vars with fresh local peppers"
+
+dev: deps build .dev.vars
+	$(WRANGLER) dev --port $(PORT) --persist-to .wrangler/state
+
+test: test-unit test-e2e
+
+test-unit:
+	go test ./...
+
+test-e2e: deps build
+	go test -tags e2e -count=1 -timeout 20m ./e2e/...
+
+dry-run: deps build
+	$(WRANGLER) deploy --dry-run --outdir build/dist
+
+deploy: deps build
+	$(WRANGLER) deploy
+
+check-compat: deps
+	@echo "workerd: $$(node_modules/.bin/workerd --version)"; grep compatibility_date wrangler.toml
+
+clean:
+	rm -rf build/app.wasm build/wasm_exec.js build/dist

@@ -1,0 +1,144 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"syscall/js"
+)
+
+var (
+	arrayClass      = js.Global().Get("Array")
+	objectClass     = js.Global().Get("Object")
+	responseClass   = js.Global().Get("Response")
+	uint8ArrayClass = js.Global().Get("Uint8Array")
+)
+
+// Request converts a JS Request to an *http.Request whose body streams from
+// the JS body on demand, so a size limit stops reading early.
+func Request(ctx context.Context, jsReq js.Value) (*http.Request, error) {
+	u, err := url.Parse(jsReq.Get("url").String())
+	if err != nil {
+		return nil, err
+	}
+	header := Header(jsReq.Get("headers"))
+	req := &http.Request{
+		Method:     jsReq.Get("method").String(),
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+		Host:       u.Host,
+		RequestURI: u.RequestURI(),
+		Body:       http.NoBody,
+	}
+	if n, err := strconv.ParseInt(header.Get("Content-Length"), 10, 64); err == nil {
+		req.ContentLength = n
+	}
+	if body := jsReq.Get("body"); body.Truthy() {
+		req.Body = &streamReader{reader: body.Call("getReader")}
+	}
+	return req.WithContext(ctx), nil
+}
+
+// Header converts a JS Headers object.
+func Header(jsHeaders js.Value) http.Header {
+	entries := arrayClass.Call("from", jsHeaders)
+	header := make(http.Header, entries.Length())
+	for i := 0; i < entries.Length(); i++ {
+		entry := entries.Index(i)
+		header.Add(entry.Index(0).String(), entry.Index(1).String())
+	}
+	return header
+}
+
+// JSHeaders converts h to a plain object for a Response or Request init.
+func JSHeaders(h http.Header) js.Value {
+	obj := objectClass.New()
+	for name, values := range h {
+		for _, v := range values {
+			if existing := obj.Get(name); existing.Truthy() {
+				v = existing.String() + ", " + v
+			}
+			obj.Set(name, v)
+		}
+	}
+	return obj
+}
+
+// streamReader reads a JS ReadableStream through its default reader.
+type streamReader struct {
+	reader js.Value
+	buf    []byte
+	done   bool
+}
+
+func (s *streamReader) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		if s.done {
+			return 0, io.EOF
+		}
+		chunk, err := Await(s.reader.Call("read"))
+		if err != nil {
+			return 0, err
+		}
+		if chunk.Get("done").Bool() {
+			s.done = true
+			continue
+		}
+		value := chunk.Get("value")
+		s.buf = make([]byte, value.Length())
+		js.CopyBytesToGo(s.buf, value)
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
+
+func (s *streamReader) Close() error {
+	if !s.done {
+		s.done = true
+		s.reader.Call("cancel")
+	}
+	return nil
+}
+
+// ResponseWriter buffers a handler's response for conversion to JS.
+type ResponseWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+// NewResponseWriter returns an empty 200 response.
+func NewResponseWriter() *ResponseWriter {
+	return &ResponseWriter{header: http.Header{}, status: http.StatusOK}
+}
+
+func (w *ResponseWriter) Header() http.Header { return w.header }
+
+func (w *ResponseWriter) WriteHeader(status int) { w.status = status }
+
+func (w *ResponseWriter) Write(p []byte) (int, error) { return w.body.Write(p) }
+
+// JSResponse converts the buffered response to a JS Response.
+func (w *ResponseWriter) JSResponse() js.Value {
+	return NewResponse(w.status, w.header, w.body.Bytes())
+}
+
+// NewResponse builds a JS Response.
+func NewResponse(status int, header http.Header, body []byte) js.Value {
+	init := objectClass.New()
+	init.Set("status", status)
+	init.Set("headers", JSHeaders(header))
+	jsBody := js.Null()
+	if len(body) > 0 && status != http.StatusNoContent && status != http.StatusNotModified {
+		jsBody = uint8ArrayClass.New(len(body))
+		js.CopyBytesToJS(jsBody, body)
+	}
+	return responseClass.New(jsBody, init)
+}

@@ -1,0 +1,42 @@
+package bridge
+
+import (
+	"net/http"
+	"syscall/js"
+)
+
+// WebSocketPair returns the two ends of a new workerd WebSocketPair.
+func WebSocketPair() (client, server js.Value) {
+	pair := js.Global().Get("WebSocketPair").New()
+	return pair.Index(0), pair.Index(1)
+}
+
+// UpgradeResponse is the 101 response that hands client to the caller.
+func UpgradeResponse(client js.Value, header http.Header) js.Value {
+	init := objectClass.New()
+	init.Set("status", http.StatusSwitchingProtocols)
+	init.Set("webSocket", client)
+	if len(header) > 0 {
+		init.Set("headers", JSHeaders(header))
+	}
+	return responseClass.New(js.Null(), init)
+}
+
+// RefuseUpgrade completes the upgrade and closes the socket at once with
+// code and reason: how the stream plane delivers a refusal.
+func RefuseUpgrade(code int, reason string, header http.Header) js.Value {
+	client, server := WebSocketPair()
+	server.Call("accept")
+	server.Call("close", code, reason)
+	return UpgradeResponse(client, header)
+}
+
+// CloseWebSocket closes ws, mapping the codes a server may not send
+// (1005, 1006, 1015) to 1000, and ignoring a socket that is already closed.
+func CloseWebSocket(ws js.Value, code int, reason string) {
+	switch code {
+	case 1005, 1006, 1015:
+		code, reason = 1000, ""
+	}
+	_ = Try(func() { ws.Call("close", code, reason) })
+}

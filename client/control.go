@@ -1,0 +1,178 @@
+// Package client is the Go client of AMS: the control plane (accounts,
+// conversations, inspect) and the stream plane (a WebSocket per stream with
+// typed frames). The tests, the benchmark and the CLI are built on it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client talks to one AMS deployment.
+type Client struct {
+	// BaseURL is the deployment's origin, e.g. http://localhost:8787.
+	BaseURL string
+	// Credential is the bearer (ams_sk_...) used where one is needed.
+	Credential string
+	// HTTP is the client used for control-plane calls; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+// APIError is a control-plane error response.
+type APIError struct {
+	Status  int
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("ams: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Account is the answer of POST /v1/accounts; Credential is shown only once.
+type Account struct {
+	AccountID  string `json:"account_id"`
+	Namespace  string `json:"namespace"`
+	Credential string `json:"credential"`
+	CreatedAt  string `json:"created_at"`
+}
+
+// CreateAccount registers namespace ns.
+func (c *Client) CreateAccount(ctx context.Context, ns string) (*Account, error) {
+	var acc Account
+	err := c.do(ctx, http.MethodPost, "/v1/accounts", "", map[string]string{"namespace": ns}, &acc)
+	return &acc, err
+}
+
+// NewConversation holds the optional fields of a mint.
+type NewConversation struct {
+	Alias          string          `json:"alias,omitempty"`
+	StreamName     string          `json:"stream_name,omitempty"`
+	IDKind         string          `json:"id_kind,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	StreamMetadata json.RawMessage `json:"stream_metadata,omitempty"`
+}
+
+// Conversation is the answer of a mint.
+type Conversation struct {
+	ConversationID string          `json:"conversation_id"`
+	Alias          string          `json:"alias"`
+	MagicLink      string          `json:"magic_link"`
+	StreamID       string          `json:"stream_id"`
+	StreamName     string          `json:"stream_name"`
+	Metadata       json.RawMessage `json:"metadata"`
+	StreamMetadata json.RawMessage `json:"stream_metadata"`
+	CreatedAt      string          `json:"created_at"`
+}
+
+// CreateConversation mints a conversation in namespace ns with c.Credential.
+func (c *Client) CreateConversation(ctx context.Context, ns string, req NewConversation) (*Conversation, error) {
+	var conv Conversation
+	err := c.do(ctx, http.MethodPost, "/v1/"+ns+"/conversations", c.Credential, req, &conv)
+	return &conv, err
+}
+
+// Stream is a live stream as inspect lists it.
+type Stream struct {
+	StreamID       string          `json:"stream_id"`
+	StreamName     string          `json:"stream_name"`
+	OwnerAccountID string          `json:"owner_account_id"`
+	Metadata       json.RawMessage `json:"metadata"`
+}
+
+// ConversationInfo is the answer of inspect.
+type ConversationInfo struct {
+	ConversationID string          `json:"conversation_id"`
+	Namespace      string          `json:"namespace"`
+	Alias          string          `json:"alias"`
+	IDKind         string          `json:"id_kind"`
+	Metadata       json.RawMessage `json:"metadata"`
+	CreatedAt      string          `json:"created_at"`
+	Streams        []Stream        `json:"streams"`
+}
+
+// Inspect reads a conversation through its magic link.
+func (c *Client) Inspect(ctx context.Context, magicLink string) (*ConversationInfo, error) {
+	link, err := ParseMagicLink(magicLink)
+	if err != nil {
+		return nil, err
+	}
+	var info ConversationInfo
+	path := "/v1/" + link.Namespace + "/conversations/" + link.Alias + "?t=" + url.QueryEscape(link.Token)
+	err = c.do(ctx, http.MethodGet, path, "", nil, &info)
+	return &info, err
+}
+
+// MagicLink is a parsed magic link.
+type MagicLink struct {
+	Origin    string // scheme://host
+	Namespace string
+	Alias     string
+	Token     string
+}
+
+// ParseMagicLink splits {scheme}://{host}/{ns}/conversations/{alias}?t={token}.
+func ParseMagicLink(link string) (MagicLink, error) {
+	u, err := url.Parse(link)
+	if err != nil {
+		return MagicLink{}, err
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 3 || parts[1] != "conversations" || u.Host == "" {
+		return MagicLink{}, fmt.Errorf("ams: %q is not a magic link", link)
+	}
+	return MagicLink{Origin: u.Scheme + "://" + u.Host, Namespace: parts[0], Alias: parts[2], Token: u.Query().Get("t")}, nil
+}
+
+// ConnectURL is the WebSocket endpoint of the link: its path plus /connect.
+func (l MagicLink) ConnectURL() string {
+	return l.Origin + "/" + l.Namespace + "/conversations/" + l.Alias + "/connect?t=" + url.QueryEscape(l.Token)
+}
+
+func (c *Client) do(ctx context.Context, method, path, credential string, body, into any) error {
+	var reader io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, reader)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
+	}
+	httpClient := c.HTTP
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	res, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		apiErr := &APIError{Status: res.StatusCode}
+		if json.Unmarshal(raw, apiErr) != nil || apiErr.Code == "" {
+			apiErr.Message = string(raw)
+		}
+		return apiErr
+	}
+	return json.Unmarshal(raw, into)
+}

@@ -1,0 +1,164 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/coder/websocket"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// Frame is any server → client frame; fields absent from a type stay zero.
+type Frame struct {
+	Type           string          `json:"type"`
+	ConversationID string          `json:"conversation_id,omitempty"`
+	StreamID       string          `json:"stream_id,omitempty"`
+	StreamName     string          `json:"stream_name,omitempty"`
+	OwnerAccountID string          `json:"owner_account_id,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	SelfSubscribe  bool            `json:"self_subscribe,omitempty"`
+	Peers          []Stream        `json:"peers,omitempty"`
+	Resumed        bool            `json:"resumed,omitempty"`
+	TS             string          `json:"ts,omitempty"`
+	Data           *string         `json:"data,omitempty"`
+	// Raw is the frame exactly as received.
+	Raw []byte `json:"-"`
+}
+
+// DialOptions are the stream-plane request headers.
+type DialOptions struct {
+	Credential    string
+	StreamName    string
+	Metadata      json.RawMessage
+	SelfSubscribe bool
+	// Header carries any further headers (extensions).
+	Header http.Header
+	// ReadLimit bounds one received frame; zero means 16 MiB.
+	ReadLimit int64
+}
+
+// Conn is one stream's WebSocket.
+type Conn struct {
+	ws *websocket.Conn
+}
+
+// Dial opens a stream on the conversation of magicLink. The upgrade succeeds
+// even when the broker refuses; the refusal arrives as the close that the
+// first Read returns (see CloseOf).
+func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error) {
+	link, err := ParseMagicLink(magicLink)
+	if err != nil {
+		return nil, err
+	}
+	header := http.Header{}
+	for k, v := range opts.Header {
+		header[k] = v
+	}
+	if opts.Credential != "" {
+		header.Set("Authorization", "Bearer "+opts.Credential)
+	}
+	if opts.StreamName != "" {
+		header.Set(wire.HeaderStreamName, opts.StreamName)
+	}
+	if opts.Metadata != nil {
+		header.Set(wire.HeaderStreamMetadata, base64.StdEncoding.EncodeToString(opts.Metadata))
+	}
+	if opts.SelfSubscribe {
+		header.Set(wire.HeaderSelfSubscribe, "true")
+	}
+	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		return nil, err
+	}
+	limit := opts.ReadLimit
+	if limit == 0 {
+		limit = 16 << 20
+	}
+	ws.SetReadLimit(limit)
+	return &Conn{ws: ws}, nil
+}
+
+// Join dials and reads the joined frame, returning the refusal as an error.
+func Join(ctx context.Context, magicLink string, opts DialOptions) (*Conn, *Frame, error) {
+	conn, err := Dial(ctx, magicLink, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	joined, err := conn.Read(ctx)
+	if err != nil {
+		conn.CloseNow()
+		return nil, nil, err
+	}
+	if joined.Type != wire.TypeJoined {
+		conn.CloseNow()
+		return nil, nil, errors.New("ams: first frame is " + joined.Type + ", not joined")
+	}
+	return conn, joined, nil
+}
+
+// Read returns the next frame. When the broker closes the socket, the error
+// carries its code and reason (see CloseOf).
+func (c *Conn) Read(ctx context.Context) (*Frame, error) {
+	_, raw, err := c.ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &Frame{Raw: raw}
+	if err := json.Unmarshal(raw, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// SendToken emits data on this stream.
+func (c *Conn) SendToken(ctx context.Context, data string) error {
+	raw, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		Data string `json:"data"`
+	}{wire.TypeToken, data})
+	return c.WriteRaw(ctx, raw)
+}
+
+// SetMetadata replaces this stream's metadata.
+func (c *Conn) SetMetadata(ctx context.Context, metadata json.RawMessage) error {
+	raw, _ := json.Marshal(struct {
+		Type     string          `json:"type"`
+		Metadata json.RawMessage `json:"metadata"`
+	}{wire.TypeSetMetadata, metadata})
+	return c.WriteRaw(ctx, raw)
+}
+
+// Ping asks for a pong.
+func (c *Conn) Ping(ctx context.Context) error {
+	return c.WriteRaw(ctx, []byte(wire.PingFrame))
+}
+
+// WriteRaw sends one text message as is.
+func (c *Conn) WriteRaw(ctx context.Context, msg []byte) error {
+	return c.ws.Write(ctx, websocket.MessageText, msg)
+}
+
+// WriteBinary sends one binary message (which the broker refuses).
+func (c *Conn) WriteBinary(ctx context.Context, msg []byte) error {
+	return c.ws.Write(ctx, websocket.MessageBinary, msg)
+}
+
+// Close closes the stream normally.
+func (c *Conn) Close() error { return c.ws.Close(websocket.StatusNormalClosure, "") }
+
+// CloseNow drops the connection without a close handshake.
+func (c *Conn) CloseNow() error { return c.ws.CloseNow() }
+
+// CloseOf returns the close code and reason carried by a Read error, or
+// code -1 when err is not a close.
+func CloseOf(err error) (int, string) {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return int(ce.Code), ce.Reason
+	}
+	return -1, ""
+}

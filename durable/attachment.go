@@ -1,0 +1,55 @@
+package durable
+
+import (
+	"encoding/json"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// AttachmentBudget is the most an attachment may weigh once serialized.
+// workerd caps attachments at 2 KiB; metadata that does not fit moves to
+// Durable Object storage and the attachment keeps only a flag.
+const AttachmentBudget = 2048
+
+// Attachment is everything a socket needs to be routed after the Durable
+// Object wakes from hibernation. It is serialized onto the socket itself, so
+// the set of attachments is the conversation's state.
+type Attachment struct {
+	// ConnID names this connection; it is also the socket's hibernation tag.
+	ConnID   string `json:"c"`
+	StreamID string `json:"i"`
+	Name     string `json:"n"`
+	Owner    string `json:"o"`
+	Self     bool   `json:"s,omitempty"`
+	// Metadata is the stream's JSON object, absent when MetadataStored.
+	Metadata json.RawMessage `json:"m,omitempty"`
+	// MetadataStored says the metadata was too large and lives in storage
+	// under ConnID.
+	MetadataStored bool `json:"ms,omitempty"`
+}
+
+// Stream is the stream as peers see it.
+func (a *Attachment) Stream() wire.StreamInfo {
+	return wire.StreamInfo{ID: a.StreamID, Name: a.Name, Owner: a.Owner, Metadata: a.Metadata}
+}
+
+// Encode serializes a for the socket. When the metadata makes it exceed the
+// budget, the returned attachment leaves it out and overflow holds it.
+func (a Attachment) Encode() (encoded []byte, overflow []byte) {
+	a.MetadataStored = false
+	encoded, _ = json.Marshal(a)
+	if len(encoded) <= AttachmentBudget {
+		return encoded, nil
+	}
+	overflow = a.Metadata
+	a.Metadata, a.MetadataStored = nil, true
+	encoded, _ = json.Marshal(a)
+	return encoded, overflow
+}
+
+// DecodeAttachment parses what Encode produced.
+func DecodeAttachment(encoded []byte) (Attachment, error) {
+	var a Attachment
+	err := json.Unmarshal(encoded, &a)
+	return a, err
+}

@@ -1,0 +1,279 @@
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// Frame type names (PROTOCOL §3).
+const (
+	TypeToken          = "token"
+	TypeSetMetadata    = "set_metadata"
+	TypePing           = "ping"
+	TypePong           = "pong"
+	TypeJoined         = "joined"
+	TypeStreamJoined   = "stream_joined"
+	TypeStreamMetadata = "stream_metadata"
+	TypeStreamLeft     = "stream_left"
+)
+
+// PingFrame and PongFrame are the canonical keep-alive pair; the Durable
+// Object registers them as an auto-response so pings never wake it.
+const (
+	PingFrame = `{"type":"ping"}`
+	PongFrame = `{"type":"pong"}`
+)
+
+// ClientFrame is one decoded client → server frame. Data and Metadata keep
+// the exact JSON text the client sent: the broker relays it, never re-encodes it.
+type ClientFrame struct {
+	Type string
+	// Data is the raw JSON string literal of a token's data, quotes included.
+	Data []byte
+	// Metadata is the raw JSON object of a set_metadata frame.
+	Metadata []byte
+}
+
+// DecodeClientFrame validates one text message from a client. On failure it
+// returns the close the connection must get.
+func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
+	if !gjson.ValidBytes(msg) {
+		return ClientFrame{}, &CloseMalformedFrame
+	}
+	root := gjson.ParseBytes(msg)
+	if !root.IsObject() {
+		return ClientFrame{}, &CloseMalformedFrame
+	}
+	var typ, data, metadata gjson.Result
+	root.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "type":
+			if !typ.Exists() {
+				typ = value
+			}
+		case "data":
+			if !data.Exists() {
+				data = value
+			}
+		case "metadata":
+			if !metadata.Exists() {
+				metadata = value
+			}
+		}
+		return true
+	})
+	if typ.Type != gjson.String {
+		return ClientFrame{}, &CloseMalformedFrame
+	}
+	frame := ClientFrame{Type: typ.Str}
+	switch typ.Str {
+	case TypeToken:
+		if data.Type != gjson.String {
+			return ClientFrame{}, &CloseMalformedFrame
+		}
+		// A JSON string literal never decodes to more bytes than it holds, so
+		// only a long literal needs decoding to measure its data.
+		if len(data.Raw)-2 > limits.TokenBytes && len(data.Str) > limits.TokenBytes {
+			return ClientFrame{}, &CloseTokenTooLarge
+		}
+		frame.Data = sliceOf(msg, data)
+	case TypeSetMetadata:
+		if !metadata.IsObject() {
+			return ClientFrame{}, &CloseMalformedFrame
+		}
+		if len(metadata.Raw) > limits.MetadataBytes {
+			return ClientFrame{}, &CloseMetadataTooLarge
+		}
+		frame.Metadata = sliceOf(msg, metadata)
+	case TypePing:
+	default:
+		return ClientFrame{}, &CloseUnknownFrameType
+	}
+	return frame, nil
+}
+
+// sliceOf returns the bytes of msg that value was parsed from.
+func sliceOf(msg []byte, value gjson.Result) []byte {
+	if value.Index > 0 && value.Index+len(value.Raw) <= len(msg) {
+		return msg[value.Index : value.Index+len(value.Raw)]
+	}
+	return []byte(value.Raw)
+}
+
+// StreamInfo is a stream as peers see it. Metadata is a raw JSON object.
+type StreamInfo struct {
+	ID       string          `json:"stream_id"`
+	Name     string          `json:"stream_name"`
+	Owner    string          `json:"owner_account_id"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// Joined is the first frame a connection receives.
+type Joined struct {
+	ConversationID string
+	Stream         StreamInfo
+	SelfSubscribe  bool
+	Peers          []StreamInfo
+	Resumed        bool
+}
+
+// Encode renders the joined frame.
+func (j Joined) Encode() []byte {
+	w := newObject(TypeJoined, 256+len(j.Stream.Metadata))
+	w.str("conversation_id", j.ConversationID)
+	w.str("stream_id", j.Stream.ID)
+	w.str("stream_name", j.Stream.Name)
+	w.raw("metadata", j.Stream.Metadata)
+	w.boolean("self_subscribe", j.SelfSubscribe)
+	w.key("peers")
+	w.b = append(w.b, '[')
+	for i, p := range j.Peers {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.b = appendStream(w.b, p)
+	}
+	w.b = append(w.b, ']')
+	if j.Resumed {
+		w.boolean("resumed", true)
+	}
+	return w.close()
+}
+
+// EncodeStreamJoined renders stream_joined for s.
+func EncodeStreamJoined(s StreamInfo) []byte {
+	w := newObject(TypeStreamJoined, 128+len(s.Metadata))
+	w.streamFields(s)
+	w.raw("metadata", s.Metadata)
+	return w.close()
+}
+
+// EncodeStreamLeft renders stream_left for s.
+func EncodeStreamLeft(s StreamInfo) []byte {
+	w := newObject(TypeStreamLeft, 128)
+	w.streamFields(s)
+	return w.close()
+}
+
+// EncodeToken renders a token frame; data is the raw JSON string literal the
+// emitter sent, copied unchanged.
+func EncodeToken(s StreamInfo, ts string, data []byte) []byte {
+	w := newObject(TypeToken, 160+len(data))
+	w.streamFields(s)
+	w.str("ts", ts)
+	w.raw("data", data)
+	return w.close()
+}
+
+// EncodeStreamMetadata renders stream_metadata: s carries the new metadata.
+func EncodeStreamMetadata(s StreamInfo, ts string) []byte {
+	w := newObject(TypeStreamMetadata, 160+len(s.Metadata))
+	w.streamFields(s)
+	w.raw("metadata", s.Metadata)
+	w.str("ts", ts)
+	return w.close()
+}
+
+func appendStream(b []byte, s StreamInfo) []byte {
+	w := object{b: append(b, '{')}
+	w.first = true
+	w.streamFields(s)
+	w.raw("metadata", s.Metadata)
+	return append(w.b, '}')
+}
+
+// object appends one JSON object's members; every key is a constant of this file.
+type object struct {
+	b     []byte
+	first bool
+}
+
+func newObject(typ string, capacity int) *object {
+	w := &object{b: make([]byte, 0, capacity), first: true}
+	w.b = append(w.b, '{')
+	w.str("type", typ)
+	return w
+}
+
+func (w *object) key(k string) {
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+func (w *object) str(k, v string) {
+	w.key(k)
+	w.b = AppendJSONString(w.b, v)
+}
+
+func (w *object) raw(k string, v []byte) {
+	w.key(k)
+	if len(v) == 0 {
+		v = EmptyObject
+	}
+	w.b = append(w.b, v...)
+}
+
+func (w *object) boolean(k string, v bool) {
+	w.key(k)
+	w.b = strconv.AppendBool(w.b, v)
+}
+
+func (w *object) integer(k string, v int64) {
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, v, 10)
+}
+
+func (w *object) streamFields(s StreamInfo) {
+	w.str("stream_id", s.ID)
+	w.str("stream_name", s.Name)
+	w.str("owner_account_id", s.Owner)
+}
+
+func (w *object) close() []byte { return append(w.b, '}') }
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string literal.
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

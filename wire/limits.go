@@ -1,0 +1,51 @@
+package wire
+
+import (
+	"strconv"
+)
+
+// Limits are the broker's enforced bounds (PROTOCOL §5). DefaultLimits is the
+// one table of truth; a deployment may override a value with the wrangler.toml
+// var named in LimitVars.
+type Limits struct {
+	// TokenBytes bounds the UTF-8 length of a token's data.
+	TokenBytes int
+	// BodyBytes bounds a control-plane request body.
+	BodyBytes int
+	// MetadataBytes bounds one metadata object (conversation or stream), as JSON.
+	MetadataBytes int
+	// StreamsPerAccount bounds the live streams one account holds in one conversation.
+	StreamsPerAccount int
+	// ConnectionsPerConversation bounds the live sockets of one conversation.
+	ConnectionsPerConversation int
+}
+
+// DefaultLimits are the limits of a deployment that overrides none.
+var DefaultLimits = Limits{
+	TokenBytes:                 64 << 10,
+	BodyBytes:                  64 << 10,
+	MetadataBytes:              16 << 10,
+	StreamsPerAccount:          10,
+	ConnectionsPerConversation: 1000,
+}
+
+// LimitVars names the environment variable that overrides each limit.
+var LimitVars = map[string]func(*Limits) *int{
+	"AMS_LIMIT_TOKEN_BYTES":                  func(l *Limits) *int { return &l.TokenBytes },
+	"AMS_LIMIT_BODY_BYTES":                   func(l *Limits) *int { return &l.BodyBytes },
+	"AMS_LIMIT_METADATA_BYTES":               func(l *Limits) *int { return &l.MetadataBytes },
+	"AMS_LIMIT_STREAMS_PER_ACCOUNT":          func(l *Limits) *int { return &l.StreamsPerAccount },
+	"AMS_LIMIT_CONNECTIONS_PER_CONVERSATION": func(l *Limits) *int { return &l.ConnectionsPerConversation },
+}
+
+// LimitsFromEnv returns DefaultLimits with every positive integer override
+// that getenv supplies applied; anything else keeps the default.
+func LimitsFromEnv(getenv func(string) string) Limits {
+	limits := DefaultLimits
+	for name, field := range LimitVars {
+		if n, err := strconv.Atoi(getenv(name)); err == nil && n > 0 {
+			*field(&limits) = n
+		}
+	}
+	return limits
+}

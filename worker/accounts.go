@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"net/http"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+type createAccountBody struct {
+	Namespace string `json:"namespace"`
+}
+
+// createAccount is POST /v1/accounts. The credential is returned here once
+// and stored only as its peppered hash.
+func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params) {
+	var body createAccountBody
+	if err := s.readObject(r, false, &body); err != nil {
+		respond(w, err)
+		return
+	}
+	if !wire.ValidNamespace(body.Namespace) {
+		writeError(w, wire.ErrInvalidNamespace, "namespace must match ^[a-z0-9][a-z0-9-]{0,62}$")
+		return
+	}
+	ctx := r.Context()
+	if _, taken, err := s.KV.Get(ctx, namespaceKey(body.Namespace)); err != nil {
+		respond(w, err)
+		return
+	} else if taken {
+		writeError(w, wire.ErrNamespaceTaken, "namespace "+body.Namespace+" is taken")
+		return
+	}
+	credential := wire.NewCredential()
+	acc := Account{
+		AccountID:      wire.NewAccountID(),
+		Namespace:      body.Namespace,
+		CredentialHash: s.Peppers.CredentialHash(credential),
+		CreatedAt:      wire.Timestamp(s.Now()),
+	}
+	// The namespace claim goes last: a failure before it leaves no
+	// half-created account that blocks the name.
+	for _, step := range []func() error{
+		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
+		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
+		func() error { return s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID) },
+	} {
+		if err := step(); err != nil {
+			respond(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{
+		"account_id": acc.AccountID,
+		"namespace":  acc.Namespace,
+		"credential": credential,
+		"created_at": acc.CreatedAt,
+	})
+}

@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// ConnectPattern is the stream-plane endpoint: the magic link plus /connect.
+const ConnectPattern = "/{ns}/conversations/{alias}/connect"
+
+// IsUpgrade reports whether r asks for a WebSocket.
+func IsUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// IsConnect reports whether r is a WebSocket upgrade on the connect endpoint.
+func IsConnect(r *http.Request) bool {
+	_, ok := match(ConnectPattern, r.URL.Path)
+	return ok && r.Method == http.MethodGet && IsUpgrade(r)
+}
+
+// connectWithoutUpgrade answers a plain GET of the connect endpoint.
+func (s *Service) connectWithoutUpgrade(w http.ResponseWriter, _ *http.Request, _ params) {
+	writeError(w, wire.ErrUpgradeRequired, "connect with a WebSocket upgrade")
+}
+
+// Admit authenticates a connect request, in the order of PROTOCOL §3's
+// refusal table up to the checks that need the live conversation. A refusal
+// is the close the socket gets right after the upgrade.
+func (s *Service) Admit(r *http.Request) (wire.Join, *wire.Close) {
+	join, refusal, err := s.admit(r.Context(), r)
+	if err != nil {
+		return wire.Join{}, &wire.CloseInternalError
+	}
+	return join, refusal
+}
+
+func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.Close, error) {
+	var join wire.Join
+	if !s.Peppers.Complete() {
+		return join, nil, errors.New("peppers missing")
+	}
+	p, _ := match(ConnectPattern, r.URL.Path)
+	token := r.URL.Query().Get("t")
+	if token == "" {
+		return join, &wire.CloseInvalidMagicLink, nil
+	}
+	if !wire.ValidNamespace(p.ns) || !wire.ValidAlias(p.alias) {
+		return join, &wire.CloseConversationNotFound, nil
+	}
+	rec, err := conversationByAlias(ctx, s.KV, p.ns, p.alias)
+	if errors.Is(err, errNotFound) {
+		return join, &wire.CloseConversationNotFound, nil
+	} else if err != nil {
+		return join, nil, err
+	}
+	if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {
+		return join, &wire.CloseInvalidMagicLink, nil
+	}
+	acc, err := s.authenticate(ctx, bearer(r))
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return join, &wire.CloseInvalidCredential, nil
+	} else if err != nil {
+		return join, nil, err
+	}
+	name := r.Header.Get(wire.HeaderStreamName)
+	if name == "" {
+		name = wire.NewDefaultStreamName()
+	} else if !wire.ValidStreamName(name) {
+		return join, &wire.CloseInvalidStreamNameHeader, nil
+	}
+	metadata, ok := wire.DecodeMetadataHeader(r.Header.Get(wire.HeaderStreamMetadata), s.Limits.MetadataBytes)
+	if !ok {
+		return join, &wire.CloseInvalidStreamMetadata, nil
+	}
+	return wire.Join{
+		ConversationID: rec.ConversationID,
+		AccountID:      acc.AccountID,
+		StreamID:       s.Peppers.StreamID(rec.ConversationID, acc.AccountID, name),
+		StreamName:     name,
+		Metadata:       metadata,
+		SelfSubscribe:  wire.ParseSelfSubscribe(r.Header.Get(wire.HeaderSelfSubscribe)),
+	}, nil, nil
+}

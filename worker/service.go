@@ -1,0 +1,216 @@
+// Package worker is the AMS control plane: the HTTP API of PROTOCOL §2 over
+// Workers KV, and the admission of /connect requests, which it authenticates
+// before handing them to the conversation's Durable Object.
+//
+// The package is plain Go; worker_js.go wires it to workerd.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// Streams reads the live streams of a conversation from its Durable Object.
+type Streams interface {
+	Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error)
+}
+
+// Service serves the control plane.
+type Service struct {
+	KV      KV
+	Streams Streams
+	Peppers wire.Peppers
+	Limits  wire.Limits
+	Now     func() time.Time
+}
+
+// Route is one endpoint of the API. The table below is the single source of
+// the routes: the router, the 405 answers and the documentation read it.
+type Route struct {
+	Pattern string
+	Methods map[string]handler
+}
+
+type handler func(s *Service, w http.ResponseWriter, r *http.Request, p params)
+
+// params holds the {ns} and {alias} segments of a matched route.
+type params struct{ ns, alias string }
+
+// Routes is the control-plane API, in PROTOCOL §2 order.
+var Routes = []Route{
+	{"/healthz", map[string]handler{"GET": (*Service).healthz, "HEAD": (*Service).healthz}},
+	{"/v1/accounts", map[string]handler{"POST": (*Service).createAccount}},
+	{"/v1/{ns}/conversations", map[string]handler{"POST": (*Service).createConversation}},
+	{"/v1/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).getConversation}},
+	{"/{ns}/conversations/{alias}/connect", map[string]handler{"GET": (*Service).connectWithoutUpgrade}},
+}
+
+// ServeHTTP routes r. CORS is open: the API authenticates with bearer
+// credentials and link tokens, never cookies.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	for _, route := range Routes {
+		p, ok := match(route.Pattern, r.URL.Path)
+		if !ok {
+			continue
+		}
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", allowed(route)+", OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "authorization, content-type")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		fn := route.Methods[r.Method]
+		if fn == nil {
+			h.Set("Allow", allowed(route))
+			writeError(w, wire.ErrMethodNotAllowed, r.Method+" is not allowed on "+route.Pattern)
+			return
+		}
+		if route.Pattern != "/healthz" && !s.Peppers.Complete() {
+			writeError(w, wire.ErrServerMisconfigured, "the deployment lacks AMS_CREDENTIAL_PEPPER or AMS_PERMISSIVE_TOKEN_PEPPER")
+			return
+		}
+		fn(s, w, r, p)
+		return
+	}
+	writeError(w, wire.ErrNotFound, "no route for "+r.URL.Path)
+}
+
+func allowed(route Route) string {
+	var names []string
+	for _, m := range []string{"GET", "HEAD", "POST"} {
+		if route.Methods[m] != nil {
+			names = append(names, m)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// match reports whether path fits pattern, capturing {ns} and {alias}.
+// Captured segments are returned raw; handlers validate them.
+func match(pattern, path string) (params, bool) {
+	var p params
+	want := strings.Split(strings.Trim(pattern, "/"), "/")
+	got := strings.Split(strings.Trim(path, "/"), "/")
+	if len(want) != len(got) || path == "" || path[0] != '/' {
+		return p, false
+	}
+	for i, seg := range want {
+		switch seg {
+		case "{ns}":
+			p.ns = got[i]
+		case "{alias}":
+			p.alias = got[i]
+		default:
+			if seg != got[i] {
+				return p, false
+			}
+		}
+	}
+	return p, true
+}
+
+func (s *Service) healthz(w http.ResponseWriter, r *http.Request, _ params) {
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "host": r.Host, "ts": wire.Timestamp(s.Now())})
+}
+
+// apiError carries a protocol error out of a helper.
+type apiError struct {
+	code    wire.Error
+	message string
+}
+
+func (e *apiError) Error() string { return e.code.Code + ": " + e.message }
+
+func fail(code wire.Error, message string) error { return &apiError{code, message} }
+
+// respond writes err as its protocol error; unexpected errors are 500s whose
+// detail stays out of the response.
+func respond(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeError(w, ae.code, ae.message)
+		return
+	}
+	writeError(w, wire.ErrInternal, "unexpected failure")
+}
+
+func writeError(w http.ResponseWriter, code wire.Error, message string) {
+	writeJSON(w, code.Status, map[string]string{"error": code.Code, "message": message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	raw, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
+}
+
+// readObject reads a JSON object body of at most Limits.BodyBytes. An empty
+// body is the empty object when allowEmpty.
+func (s *Service) readObject(r *http.Request, allowEmpty bool, into any) error {
+	if r.ContentLength > int64(s.Limits.BodyBytes) {
+		return fail(wire.ErrBodyTooLarge, "request body exceeds the limit")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.Limits.BodyBytes)+1))
+	if err != nil {
+		return fail(wire.ErrInvalidJSON, "request body could not be read")
+	}
+	if len(body) > s.Limits.BodyBytes {
+		return fail(wire.ErrBodyTooLarge, "request body exceeds the limit")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
+		body = wire.EmptyObject
+	}
+	if !wire.IsJSONObject(body) {
+		return fail(wire.ErrInvalidJSON, "request body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fail(wire.ErrInvalidJSON, "request body has a field of the wrong type")
+	}
+	return nil
+}
+
+// bearer returns the credential of an Authorization: Bearer header.
+func bearer(r *http.Request) string {
+	v := r.Header.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// authenticate resolves a bearer credential to its account.
+func (s *Service) authenticate(ctx context.Context, credential string) (*Account, error) {
+	if credential == "" {
+		return nil, fail(wire.ErrMissingCredential, "Authorization: Bearer ams_sk_... is required")
+	}
+	hash := s.Peppers.CredentialHash(credential)
+	id, found, err := s.KV.Get(ctx, credentialIndexKey(hash))
+	if err != nil {
+		return nil, err
+	}
+	if !found || !strings.HasPrefix(credential, wire.CredentialPrefix) {
+		return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
+	}
+	var acc Account
+	if err := getJSON(ctx, s.KV, accountKey(id), &acc); err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
+		}
+		return nil, err
+	}
+	if !wire.HashesEqual(acc.CredentialHash, hash) {
+		return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
+	}
+	return &acc, nil
+}

@@ -1,0 +1,81 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// KV is the subset of Workers KV the control plane uses. Workers KV is
+// eventually consistent: a key written in one location may be invisible
+// elsewhere for up to a minute, so the uniqueness checks below (namespace,
+// alias) are best effort across locations and exact within one.
+type KV interface {
+	// Get returns the value of key and whether it exists.
+	Get(ctx context.Context, key string) (string, bool, error)
+	Put(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Account is the stored record of account:{id}.
+type Account struct {
+	AccountID      string `json:"account_id"`
+	Namespace      string `json:"namespace"`
+	CredentialHash string `json:"credential_hash"`
+	CreatedAt      string `json:"created_at"`
+}
+
+// ConversationRecord is the stored record of conversation:{id}.
+type ConversationRecord struct {
+	ConversationID      string          `json:"conversation_id"`
+	Alias               string          `json:"alias"`
+	Namespace           string          `json:"namespace"`
+	OwnerAccountID      string          `json:"owner_account_id"`
+	IDKind              string          `json:"id_kind"`
+	PermissiveTokenHash string          `json:"permissive_token_hash"`
+	Metadata            json.RawMessage `json:"metadata"`
+	CreatedAt           string          `json:"created_at"`
+}
+
+func accountKey(id string) string           { return "account:" + id }
+func namespaceKey(ns string) string         { return "namespace:" + ns }
+func credentialIndexKey(hash string) string { return "credindex:" + hash }
+func aliasKey(ns, alias string) string      { return "alias:" + ns + ":" + alias }
+func conversationKey(id string) string      { return "conversation:" + id }
+
+var errNotFound = errors.New("not found")
+
+func getJSON(ctx context.Context, kv KV, key string, into any) error {
+	raw, found, err := kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errNotFound
+	}
+	return json.Unmarshal([]byte(raw), into)
+}
+
+func putJSON(ctx context.Context, kv KV, key string, value any) error {
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	return kv.Put(ctx, key, string(raw))
+}
+
+// conversationByAlias resolves alias:{ns}:{alias} and its record.
+func conversationByAlias(ctx context.Context, kv KV, ns, alias string) (*ConversationRecord, error) {
+	id, found, err := kv.Get(ctx, aliasKey(ns, alias))
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errNotFound
+	}
+	var rec ConversationRecord
+	if err := getJSON(ctx, kv, conversationKey(id), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}

@@ -1,0 +1,114 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"syscall/js"
+	"time"
+
+	"github.com/syumai/workers/cloudflare"
+
+	"github.com/ams-dev/ams/bridge"
+	"github.com/ams-dev/ams/wire"
+)
+
+// Binding names of wrangler.toml.
+const (
+	KVBinding           = "AMS_KV"
+	ConversationBinding = "CONVERSATIONS"
+)
+
+// internalOrigin is the origin of requests from the Worker to a conversation
+// object; the object routes on the path alone.
+const internalOrigin = "https://conversation.internal"
+
+// Register exports the Worker's fetch handler to build/entry.mjs.
+func Register() {
+	bridge.ExportAsync("fetch", fetch, func(args []js.Value) js.Value {
+		if bridge.Header(args[0].Get("headers")).Get("Upgrade") != "" {
+			return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, nil)
+		}
+		return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
+			[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
+	})
+}
+
+func fetch(args []js.Value) (js.Value, error) {
+	env := args[1]
+	svc, err := newService(env)
+	if err != nil {
+		return js.Value{}, err
+	}
+	req, err := bridge.Request(context.Background(), args[0])
+	if err != nil {
+		return js.Value{}, err
+	}
+	if IsConnect(req) {
+		join, refusal := svc.Admit(req)
+		if refusal != nil {
+			return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, nil), nil
+		}
+		return forwardJoin(env, join)
+	}
+	w := bridge.NewResponseWriter()
+	svc.ServeHTTP(w, req)
+	return w.JSResponse(), nil
+}
+
+func newService(env js.Value) (*Service, error) {
+	getenv := bridge.Env(env)
+	kv, err := bridge.NewKV(KVBinding)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		KV:      kv,
+		Streams: objectStreams{},
+		Peppers: wire.Peppers{Credential: getenv("AMS_CREDENTIAL_PEPPER"), Permissive: getenv("AMS_PERMISSIVE_TOKEN_PEPPER")},
+		Limits:  wire.LimitsFromEnv(getenv),
+		Now:     time.Now,
+	}, nil
+}
+
+// forwardJoin hands an admitted connect to the conversation's Durable Object
+// and returns its 101 response, WebSocket included, untouched.
+func forwardJoin(env js.Value, join wire.Join) (js.Value, error) {
+	encoded, err := json.Marshal(join)
+	if err != nil {
+		return js.Value{}, err
+	}
+	ns := env.Get(ConversationBinding)
+	stub := ns.Call("get", ns.Call("idFromName", join.ConversationID))
+	init := js.Global().Get("Object").New()
+	init.Set("headers", bridge.JSHeaders(http.Header{"Upgrade": {"websocket"}, wire.JoinHeader: {string(encoded)}}))
+	return bridge.Await(stub.Call("fetch", internalOrigin+"/connect", init))
+}
+
+// objectStreams reads live streams from the conversation objects.
+type objectStreams struct{}
+
+func (objectStreams) Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error) {
+	ns, err := cloudflare.NewDurableObjectNamespace(ConversationBinding)
+	if err != nil {
+		return nil, err
+	}
+	stub, err := ns.Get(ns.IdFromName(conversationID))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, internalOrigin+"/streams", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := stub.Fetch(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	var streams []wire.StreamInfo
+	if err := json.NewDecoder(res.Body).Decode(&streams); err != nil {
+		return nil, err
+	}
+	return streams, nil
+}
