@@ -44,6 +44,10 @@ dry-run: deps build
 deploy: deps build
 	$(WRANGLER) deploy
 
+# Benchmark against a plain-JS floor in the same run (see BENCHMARKS.md).
+bench: deps build
+	go run ./bench/cmd/amsbench $(BENCH_FLAGS)
+
 check-compat: deps
 	@echo "workerd: $$(node_modules/.bin/workerd --version)"; grep compatibility_date wrangler.toml
 

@@ -40,7 +40,7 @@ func Request(ctx context.Context, jsReq js.Value) (*http.Request, error) {
 		req.ContentLength = n
 	}
 	if body := jsReq.Get("body"); body.Truthy() {
-		req.Body = &streamReader{reader: body.Call("getReader")}
+		req.Body = &streamReader{stream: body}
 	}
 	return req.WithContext(ctx), nil
 }
@@ -70,14 +70,19 @@ func JSHeaders(h http.Header) js.Value {
 	return obj
 }
 
-// streamReader reads a JS ReadableStream through its default reader.
+// streamReader reads a JS ReadableStream through its default reader, taken
+// on the first Read so that an unread body stays unlocked for the runtime.
 type streamReader struct {
+	stream js.Value
 	reader js.Value
 	buf    []byte
 	done   bool
 }
 
 func (s *streamReader) Read(p []byte) (int, error) {
+	if s.reader.IsUndefined() && !s.done {
+		s.reader = s.stream.Call("getReader")
+	}
 	for len(s.buf) == 0 {
 		if s.done {
 			return 0, io.EOF
@@ -99,11 +104,16 @@ func (s *streamReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Close discards the rest of the body and unlocks the stream.
 func (s *streamReader) Close() error {
-	if !s.done {
-		s.done = true
-		s.reader.Call("cancel")
+	if !s.reader.IsUndefined() {
+		if !s.done {
+			s.reader.Call("cancel")
+		}
+		s.reader.Call("releaseLock")
+		s.reader = js.Undefined()
 	}
+	s.done = true
 	return nil
 }
 

@@ -26,7 +26,11 @@ func UpgradeResponse(client js.Value, header http.Header) js.Value {
 // code and reason: how the stream plane delivers a refusal.
 func RefuseUpgrade(code int, reason string, header http.Header) js.Value {
 	client, server := WebSocketPair()
-	server.Call("accept")
+	// Half-open: the runtime must not tear the socket down on its own after
+	// our close, or the severed pair surfaces as "Network connection lost".
+	opts := objectClass.New()
+	opts.Set("allowHalfOpen", true)
+	server.Call("accept", opts)
 	server.Call("close", code, reason)
 	return UpgradeResponse(client, header)
 }

@@ -2,6 +2,7 @@ package durable
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"syscall/js"
@@ -67,9 +68,22 @@ func load(self js.Value) *object {
 	o.sql("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)
-	o.conv.Restore(o.restorePeers())
+	peers := o.restorePeers()
+	o.conv.Restore(peers)
+	if len(peers) > 0 {
+		// Operators (and the hibernation test) see each wake-up; ids only.
+		fmt.Printf("ams: conversation object woke with %d streams %v\n", len(peers), streamIDs(peers))
+	}
 	objects[id] = o
 	return o
+}
+
+func streamIDs(peers []*Peer) []string {
+	ids := make([]string, len(peers))
+	for i, p := range peers {
+		ids[i] = p.StreamID
+	}
+	return ids
 }
 
 func (o *object) restorePeers() []*Peer {

@@ -44,6 +44,7 @@ func fetch(args []js.Value) (js.Value, error) {
 	if err != nil {
 		return js.Value{}, err
 	}
+	defer req.Body.Close()
 	if IsConnect(req) {
 		join, refusal := svc.Admit(req)
 		if refusal != nil {
