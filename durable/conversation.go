@@ -145,10 +145,11 @@ func (c *Conversation) Attach(conversationID string, p *Peer) {
 		Resumed:        old != nil,
 	}
 	p.Socket.Send(&Outbound{Text: joined.Encode()})
-	c.add(p)
 	if old == nil {
+		// Before add: stream_joined is for everyone else, even a self-subscriber.
 		c.broadcast(p, &Outbound{Text: wire.EncodeStreamJoined(p.Stream())})
 	}
+	c.add(p)
 }
 
 // Receive handles one text message from the socket connID.
