@@ -1,6 +1,6 @@
 // The JS the platform requires: the Worker's default export and the Durable
 // Object class. Each forwards to the Go program (cmd/broker), started once
-// per isolate on the first event and started again if it ever exits.
+// per isolate on the first event, and started again if it exits or traps.
 import "./wasm_exec.js";
 import wasm from "./app.wasm";
 import { DurableObject } from "cloudflare:workers";
@@ -20,6 +20,18 @@ function broker(env) {
   return ready;
 }
 
+// call runs one handler; Go recovers its own panics, so a throw here is a
+// trap that left the program unusable: the next event starts a fresh one.
+async function call(env, name, ...args) {
+  const handlers = await broker(env);
+  try {
+    return await handlers[name](...args);
+  } catch (err) {
+    go = undefined;
+    throw err;
+  }
+}
+
 // A new incarnation per construction, so Go rebuilds a woken object's state.
 let incarnations = 0;
 
@@ -28,22 +40,22 @@ export class Conversation extends DurableObject {
     super(ctx, env);
     this.incarnation = ++incarnations;
   }
-  async fetch(request) {
-    return (await broker(this.env)).conversationFetch(this, request);
+  fetch(request) {
+    return call(this.env, "conversationFetch", this, request);
   }
-  async webSocketMessage(ws, message) {
-    (await broker(this.env)).conversationMessage(this, ws, message);
+  webSocketMessage(ws, message) {
+    return call(this.env, "conversationMessage", this, ws, message);
   }
-  async webSocketClose(ws, code, reason, wasClean) {
-    (await broker(this.env)).conversationClose(this, ws, code, reason, wasClean);
+  webSocketClose(ws, code, reason, wasClean) {
+    return call(this.env, "conversationClose", this, ws, code, reason, wasClean);
   }
-  async webSocketError(ws, error) {
-    (await broker(this.env)).conversationError(this, ws, error);
+  webSocketError(ws, error) {
+    return call(this.env, "conversationError", this, ws, error);
   }
 }
 
 export default {
-  async fetch(request, env, ctx) {
-    return (await broker(env)).fetch(request, env, ctx);
+  fetch(request, env, ctx) {
+    return call(env, "fetch", request, env, ctx);
   },
 };

@@ -40,7 +40,7 @@ type ClientFrame struct {
 // DecodeClientFrame validates one text message from a client. On failure it
 // returns the close the connection must get.
 func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
-	if !gjson.ValidBytes(msg) {
+	if !ShallowJSON(msg, MaxJSONDepth) || !gjson.ValidBytes(msg) {
 		return ClientFrame{}, &CloseMalformedFrame
 	}
 	root := gjson.ParseBytes(msg)

@@ -49,3 +49,41 @@ func LimitsFromEnv(getenv func(string) string) Limits {
 	}
 	return limits
 }
+
+// MaxJSONDepth bounds the nesting of any JSON read from a client. Parsers
+// recurse, and in WebAssembly a deep recursion overflows the engine's stack:
+// a trap that Go cannot recover from and that ends the program.
+const MaxJSONDepth = 64
+
+// ShallowJSON reports whether raw nests arrays and objects at most maxDepth
+// deep. It scans without recursion, so it is safe on any input, and must
+// pass before any recursive parser sees client JSON.
+func ShallowJSON(raw []byte, maxDepth int) bool {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			if depth > maxDepth {
+				return false
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return true
+}

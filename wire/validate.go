@@ -41,9 +41,10 @@ func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// IsJSONObject reports whether raw is one valid JSON object.
+// IsJSONObject reports whether raw is one valid JSON object, nested no
+// deeper than MaxJSONDepth.
 func IsJSONObject(raw []byte) bool {
-	return gjson.ValidBytes(raw) && gjson.ParseBytes(raw).IsObject()
+	return ShallowJSON(raw, MaxJSONDepth) && gjson.ValidBytes(raw) && gjson.ParseBytes(raw).IsObject()
 }
 
 // EmptyObject is the metadata of a stream or conversation that set none.
