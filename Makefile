@@ -48,8 +48,12 @@ deploy: deps build
 bench: deps build
 	go run ./bench/cmd/amsbench $(BENCH_FLAGS)
 
+# compatibility_date must not be newer than the workerd the pinned wrangler bundles.
 check-compat: deps
-	@echo "workerd: $$(node_modules/.bin/workerd --version)"; grep compatibility_date wrangler.toml
+	@workerd=$$(node_modules/.bin/workerd --version | awk '{print $$2}'); \
+	compat=$$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml); \
+	echo "compatibility_date $$compat, bundled workerd $$workerd"; \
+	[[ ! "$$compat" > "$$workerd" ]] || { echo "compatibility_date is newer than workerd"; exit 1; }
 
 clean:
 	rm -rf build/app.wasm build/wasm_exec.js build/dist
