@@ -46,6 +46,9 @@ type Peer struct {
 
 // Conversation is the in-memory view of one conversation's live streams.
 type Conversation struct {
+	// FaultInjection lets the crash-recovery tests make Receive fail (wire/faults.go).
+	FaultInjection bool
+
 	limits wire.Limits
 	now    func() time.Time
 	newID  func() string
@@ -157,6 +160,9 @@ func (c *Conversation) Receive(connID string, msg []byte) {
 	p := c.byConn[connID]
 	if p == nil {
 		return // a displaced or already closed socket: its stream is gone
+	}
+	if c.FaultInjection {
+		wire.InjectFault(string(msg))
 	}
 	frame, refusal := wire.DecodeClientFrame(msg, c.limits)
 	if refusal != nil {

@@ -38,11 +38,18 @@ func Register() {
 	bridge.Export("conversationError", conversationError, closeOnPanic)
 }
 
-// closeOnPanic closes the socket of a failed event with 4500 and drops the
-// in-memory view, which the next event rebuilds from the attachments.
+// closeOnPanic handles a socket event that panicked: the in-memory view may
+// be inconsistent, so it is rebuilt from the attachments, and the socket is
+// closed 4500 with a stream_left to its peers.
 func closeOnPanic(args []js.Value) any {
-	forget(args[0])
-	bridge.CloseWebSocket(args[1], wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
+	self, ws := args[0], args[1]
+	forget(self)
+	o := load(self)
+	if p := o.conv.Peer(o.connID(ws)); p != nil {
+		o.conv.Eject(p, wire.CloseInternalError)
+	} else {
+		bridge.CloseWebSocket(ws, wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
+	}
 	return nil
 }
 
@@ -65,6 +72,7 @@ func load(self js.Value) *object {
 		state:       state,
 		conv:        NewConversation(wire.LimitsFromEnv(env), time.Now, func() string { return ulid.Make().String() }),
 	}
+	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"
 	o.sql("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)

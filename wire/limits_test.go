@@ -1,7 +1,11 @@
 package wire
 
 import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -96,5 +100,115 @@ func TestLimitsFromEnv(t *testing.T) {
 	}
 	if DefaultLimits != before {
 		t.Errorf("LimitsFromEnv changed DefaultLimits to %+v", DefaultLimits)
+	}
+}
+
+func nested(depth int) string {
+	return strings.Repeat(`{"a":`, depth-1) + `{}` + strings.Repeat(`}`, depth-1)
+}
+
+func TestShallowJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want bool
+	}{
+		{"scalar", `1`, 0, true},
+		{"empty object at depth 1", `{}`, 1, true},
+		{"empty object over depth 0", `{}`, 0, false},
+		{"arrays count", `[[[]]]`, 3, true},
+		{"arrays over", `[[[]]]`, 2, false},
+		{"siblings do not add up", `[[],[],{"a":1},[[]]]`, 3, true},
+		{"brackets inside strings ignored", `{"a":"[[[[{{{{"}`, 1, true},
+		{"escaped quote keeps the string open", `{"a":"\"[[[["}`, 1, true},
+		{"escaped backslash closes the string", `{"a":"\\"}`, 1, true},
+		{"escaped backslash then nesting counts", `["\\",[[]]]`, 2, false},
+		{"MaxJSONDepth exactly", nested(MaxJSONDepth), MaxJSONDepth, true},
+		{"MaxJSONDepth plus one", nested(MaxJSONDepth + 1), MaxJSONDepth, false},
+		{"unbalanced deep opener", strings.Repeat("[", 1<<20), MaxJSONDepth, false},
+	}
+	for _, tt := range tests {
+		if got := ShallowJSON([]byte(tt.in), tt.max); got != tt.want {
+			t.Errorf("%s: ShallowJSON(%.40q, %d) = %v, want %v", tt.name, tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
+// jsonDepth measures valid JSON's nesting with encoding/json's tokenizer.
+func jsonDepth(t *testing.T, raw string) int {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(raw))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return deepest
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+	}
+}
+
+func TestShallowJSONAgreesWithDecoder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	strs := []string{`"a"`, `"[{"`, `"\"]"`, `"\\"`, `"\\\"{"`, `1`, `null`}
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth > 8 || rng.IntN(3) == 0 {
+			return strs[rng.IntN(len(strs))]
+		}
+		n := rng.IntN(3)
+		var parts []string
+		if rng.IntN(2) == 0 {
+			for i := 0; i < n; i++ {
+				parts = append(parts, gen(depth+1))
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+		for i := 0; i < n; i++ {
+			parts = append(parts, strs[rng.IntN(3)]+":"+gen(depth+1))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	for i := 0; i < 3000; i++ {
+		raw := gen(0)
+		d := jsonDepth(t, raw)
+		if !ShallowJSON([]byte(raw), d) {
+			t.Fatalf("ShallowJSON(%q, %d) = false, depth is %d", raw, d, d)
+		}
+		if d > 0 && ShallowJSON([]byte(raw), d-1) {
+			t.Fatalf("ShallowJSON(%q, %d) = true, depth is %d", raw, d-1, d)
+		}
+	}
+}
+
+func TestDeepJSONRefused(t *testing.T) {
+	limits := DefaultLimits
+	ok := `{"type":"set_metadata","metadata":` + nested(MaxJSONDepth-1) + `}`
+	if _, refusal := DecodeClientFrame([]byte(ok), limits); refusal != nil {
+		t.Errorf("metadata nested to MaxJSONDepth refused: %+v", *refusal)
+	}
+	deep := `{"type":"set_metadata","metadata":` + nested(MaxJSONDepth) + `}`
+	if _, refusal := DecodeClientFrame([]byte(deep), limits); refusal == nil || *refusal != CloseMalformedFrame {
+		t.Errorf("metadata nested past MaxJSONDepth: %v, want malformed_frame", refusal)
+	}
+	bomb := []byte(`{"type":"ping","x":` + strings.Repeat("[", 1<<20) + strings.Repeat("]", 1<<20) + `}`)
+	if _, refusal := DecodeClientFrame(bomb, limits); refusal == nil || *refusal != CloseMalformedFrame {
+		t.Errorf("deeply nested frame: %v, want malformed_frame", refusal)
+	}
+	if IsJSONObject([]byte(nested(MaxJSONDepth + 1))) {
+		t.Error("IsJSONObject accepted an object nested past MaxJSONDepth")
+	}
+	if !IsJSONObject([]byte(nested(MaxJSONDepth))) {
+		t.Error("IsJSONObject refused an object nested exactly MaxJSONDepth")
 	}
 }

@@ -29,6 +29,8 @@ type Service struct {
 	Peppers wire.Peppers
 	Limits  wire.Limits
 	Now     func() time.Time
+	// FaultInjection lets the crash-recovery tests make a request fail (wire/faults.go).
+	FaultInjection bool
 }
 
 // Route is one endpoint of the API. The table below is the single source of
@@ -57,6 +59,9 @@ var Routes = []Route{
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
+	if s.FaultInjection {
+		wire.InjectFault(r.URL.Path)
+	}
 	for _, route := range Routes {
 		p, ok := match(route.Pattern, r.URL.Path)
 		if !ok {

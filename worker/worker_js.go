@@ -69,6 +69,8 @@ func newService(env js.Value) (*Service, error) {
 		Peppers: wire.Peppers{Credential: getenv("AMS_CREDENTIAL_PEPPER"), Permissive: getenv("AMS_PERMISSIVE_TOKEN_PEPPER")},
 		Limits:  wire.LimitsFromEnv(getenv),
 		Now:     time.Now,
+
+		FaultInjection: getenv(wire.FaultInjectionVar) == "1",
 	}, nil
 }
 

@@ -1,0 +1,115 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/wire"
+)
+
+// TestCrashRecovery runs a broker with fault injection on: a panic in any
+// callback is answered (500 JSON or close 4500) without ending the program,
+// and a program that ends anyway is started again by the next event, with
+// every conversation rebuilt from its sockets' attachments.
+func TestCrashRecovery(t *testing.T) {
+	b, err := StartBroker(BrokerOptions{Vars: map[string]string{
+		"AMS_CREDENTIAL_PEPPER":       randomHex(16),
+		"AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(16),
+		wire.FaultInjectionVar:        "1",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	ctx := testContext(t, 120*time.Second)
+
+	status, _, body := callURL(t, b.URL, "GET", wire.FaultPanicPath, nil, "")
+	wantError(t, status, body, wire.ErrInternal)
+	if status, _, _ := callURL(t, b.URL, "GET", "/healthz", nil, ""); status != 200 {
+		t.Fatalf("healthz after a worker panic: %d", status)
+	}
+
+	owner, err := b.client("").CreateAccount(ctx, "faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := b.client(owner.Credential).CreateConversation(ctx, owner.Namespace, client.NewConversation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinAs := func(name string) (*client.Conn, *client.Frame) {
+		return join(t, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: name})
+	}
+	a, joinedA := joinAs("a")
+	bb, _ := joinAs("b")
+	next(t, a, wire.TypeStreamJoined)
+
+	// A panic while handling a's frame closes a with 4500; b sees a leave.
+	if err := a.WriteRaw(ctx, []byte(wire.FaultPanicFrame)); err != nil {
+		t.Fatal(err)
+	}
+	closedWith(t, a, wire.CloseInternalError)
+	if left := next(t, bb, wire.TypeStreamLeft); left.StreamID != joinedA.StreamID {
+		t.Fatalf("stream_left: %s", left.Raw)
+	}
+	c, _ := joinAs("c")
+	next(t, bb, wire.TypeStreamJoined)
+	if err := c.SendToken(ctx, "after the panic"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := next(t, bb, wire.TypeToken); *tok.Data != "after the panic" {
+		t.Fatalf("token after panic: %s", tok.Raw)
+	}
+
+	// The program exits outright; the next event starts a new one, which
+	// rebuilds the conversation from the attachments.
+	if err := c.WriteRaw(ctx, []byte(wire.FaultExitFrame)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(b.Logs(), "exit code: 3") }, "the program to exit")
+	if err := bb.SendToken(ctx, "after the exit"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := next(t, c, wire.TypeToken); *tok.Data != "after the exit" {
+		t.Fatalf("token after exit: %s", tok.Raw)
+	}
+	info, err := b.client("").Inspect(ctx, conv.MagicLink)
+	if err != nil || len(info.Streams) != 2 {
+		t.Fatalf("inspect after exit: %+v %v", info, err)
+	}
+
+	// The same for the Worker: the request that exits fails, the next is served.
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(short, "GET", b.URL+wire.FaultExitPath, nil)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		if res.StatusCode < 500 {
+			t.Fatalf("exiting request answered %d", res.StatusCode)
+		}
+	}
+	if status, _, _ := callURL(t, b.URL, "GET", "/healthz", nil, ""); status != 200 {
+		t.Fatalf("healthz after the worker exited: %d", status)
+	}
+	if _, err := b.client("").CreateAccount(ctx, "after-exit"); err != nil {
+		t.Fatalf("control plane after exit: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
