@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/coder/websocket"
 
@@ -25,6 +27,12 @@ type Frame struct {
 	Resumed        bool            `json:"resumed,omitempty"`
 	TS             string          `json:"ts,omitempty"`
 	Data           *string         `json:"data,omitempty"`
+	// Seq orders every token, stream_joined, stream_left and stream_metadata
+	// of the conversation; joined carries the latest seq, x_receipt the seq
+	// given to the emitter's token.
+	Seq               int64    `json:"seq,omitempty"`
+	Recovered         *bool    `json:"recovered,omitempty"`
+	SubscribedStreams []string `json:"subscribed_streams,omitempty"`
 	// Raw is the frame exactly as received.
 	Raw []byte `json:"-"`
 }
@@ -35,6 +43,12 @@ type DialOptions struct {
 	StreamName    string
 	Metadata      json.RawMessage
 	SelfSubscribe bool
+	// ResumeAfter asks for every frame after this seq (X-AMS-Resume-After).
+	ResumeAfter *int64
+	// SubscribeStreams limits delivery to these stream names.
+	SubscribeStreams []string
+	// Receipts asks for an x_receipt per accepted token.
+	Receipts bool
 	// Header carries any further headers (extensions).
 	Header http.Header
 	// ReadLimit bounds one received frame; zero means 16 MiB.
@@ -69,6 +83,15 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	}
 	if opts.SelfSubscribe {
 		header.Set(wire.HeaderSelfSubscribe, "true")
+	}
+	if opts.ResumeAfter != nil {
+		header.Set(wire.HeaderResumeAfter, strconv.FormatInt(*opts.ResumeAfter, 10))
+	}
+	if opts.SubscribeStreams != nil {
+		header.Set(wire.HeaderSubscribeStreams, strings.Join(opts.SubscribeStreams, ","))
+	}
+	if opts.Receipts {
+		header.Set(wire.HeaderReceipts, "true")
 	}
 	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header})
 	if err != nil {

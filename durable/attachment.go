@@ -2,6 +2,7 @@ package durable
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -26,6 +27,19 @@ type Attachment struct {
 	// MetadataStored says the metadata was too large and lives in storage
 	// under ConnID.
 	MetadataStored bool `json:"ms,omitempty"`
+	// Subscribed limits delivery to these stream names; empty is all.
+	Subscribed []string `json:"f,omitempty"`
+	// Receipts asks for an x_receipt per accepted token.
+	Receipts bool `json:"r,omitempty"`
+}
+
+// Hears reports whether this connection receives frames of stream from:
+// never its own stream unless self-subscribed, and only the subscribed names.
+func (a *Attachment) Hears(fromStreamID, fromName string) bool {
+	if fromStreamID == a.StreamID && !a.Self {
+		return false
+	}
+	return len(a.Subscribed) == 0 || slices.Contains(a.Subscribed, fromName)
 }
 
 // Stream is the stream as peers see it.

@@ -4,18 +4,24 @@
 // Design. The object accepts sockets through the WebSocket Hibernation API,
 // so an idle conversation is evicted from memory while its sockets stay
 // connected. Everything needed to route a socket after a wake-up lives in the
-// socket's Attachment (stream id, name, owner, metadata, self-subscribe), and
-// the socket's hibernation tag is its connection id. On wake the runtime
-// builds a fresh object; the adapter then hands Restore the attachments of
-// getWebSockets(), which is the one place state is rebuilt from. Nothing else
-// is kept: a peer never sees a spurious stream_left or stream_joined because
-// waking is invisible on the wire.
+// socket's Attachment (stream id, name, owner, metadata, self-subscribe,
+// subscription, receipts), and the socket's hibernation tag is its connection
+// id. On wake the runtime builds a fresh object; the adapter then hands
+// Restore the attachments of getWebSockets(), which is the one place live
+// state is rebuilt from. Waking is invisible on the wire: no peer sees a
+// spurious stream_left or stream_joined.
+//
+// Every token, stream_joined, stream_left and stream_metadata gets the next
+// seq of the conversation and is written to the event log (SQLite) before it
+// is sent, so a client that reconnects with the last seq it saw gets exactly
+// what it missed while the buffer still holds it.
 //
 // This file is the logic, in plain Go and testable natively. conversation_js.go
-// adapts it to workerd: sockets, attachments, tags and storage.
+// and eventlog_js.go adapt it to workerd: sockets, attachments, tags, storage.
 package durable
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ams-dev/ams/wire"
@@ -44,7 +50,8 @@ type Peer struct {
 	Socket Socket
 }
 
-// Conversation is the in-memory view of one conversation's live streams.
+// Conversation is the in-memory view of one conversation: its live streams,
+// its seq and its replay buffer.
 type Conversation struct {
 	// FaultInjection lets the crash-recovery tests make Receive fail (wire/faults.go).
 	FaultInjection bool
@@ -52,16 +59,32 @@ type Conversation struct {
 	limits wire.Limits
 	now    func() time.Time
 	newID  func() string
+	log    EventLog
+	buffer *ReplayBuffer
+	seq    int64
 	peers  []*Peer // join order
 	byConn map[string]*Peer
 }
 
-// NewConversation returns an empty conversation. newID mints connection ids.
-func NewConversation(limits wire.Limits, now func() time.Time, newID func() string) *Conversation {
-	return &Conversation{limits: limits, now: now, newID: newID, byConn: map[string]*Peer{}}
+// NewConversation returns a conversation whose events go to log; its seq and
+// buffer continue from what log already holds. newID mints connection ids,
+// which must sort in creation order.
+func NewConversation(limits wire.Limits, now func() time.Time, newID func() string, log EventLog) *Conversation {
+	return &Conversation{
+		limits: limits,
+		now:    now,
+		newID:  newID,
+		log:    log,
+		buffer: NewReplayBuffer(limits.ReplayEvents, limits.ReplayBytes, log.Sizes()),
+		seq:    log.LastSeq(),
+		byConn: map[string]*Peer{},
+	}
 }
 
-// Restore rebuilds the conversation from the sockets that survived
+// Seq is the conversation's latest seq.
+func (c *Conversation) Seq() int64 { return c.seq }
+
+// Restore rebuilds the live streams from the sockets that survived
 // hibernation. A stream held by two sockets (a takeover interrupted by
 // eviction) keeps the newest and closes the other.
 func (c *Conversation) Restore(peers []*Peer) {
@@ -122,19 +145,24 @@ func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
 		metadata = wire.EmptyObject
 	}
 	return &Peer{Attachment: Attachment{
-		ConnID:   c.newID(),
-		StreamID: req.StreamID,
-		Name:     req.StreamName,
-		Owner:    req.AccountID,
-		Self:     req.SelfSubscribe,
-		Metadata: metadata,
+		ConnID:     c.newID(),
+		StreamID:   req.StreamID,
+		Name:       req.StreamName,
+		Owner:      req.AccountID,
+		Self:       req.SelfSubscribe,
+		Metadata:   metadata,
+		Subscribed: req.SubscribeStreams,
+		Receipts:   req.Receipts,
 	}}, nil
 }
 
-// Attach makes an admitted peer live: it displaces the stream's previous
-// socket, if any, sends the peer its joined frame and announces it to the
-// others (unless it is a takeover, which peers do not see).
-func (c *Conversation) Attach(conversationID string, p *Peer) {
+// Attach makes an admitted peer live. It displaces the stream's previous
+// socket, if any; sends the peer its joined frame, then, for a resume, every
+// frame it missed that is still buffered; and announces it to the others.
+// A takeover is invisible to peers unless it changed the stream's metadata.
+// Everything happens in one event, so no live frame can slip between the
+// replay and the peer joining the fan-out: no gap, no duplicate.
+func (c *Conversation) Attach(conversationID string, p *Peer, resumeAfter *int64) {
 	old := c.stream(p.StreamID)
 	if old != nil {
 		c.remove(old)
@@ -146,11 +174,31 @@ func (c *Conversation) Attach(conversationID string, p *Peer) {
 		SelfSubscribe:  p.Self,
 		Peers:          c.Streams(),
 		Resumed:        old != nil,
+		Seq:            c.seq,
+	}
+	if p.Subscribed != nil {
+		joined.SubscribedStreams = p.Subscribed
+	}
+	var replay []Event
+	if resumeAfter != nil {
+		recovered := c.buffer.Covers(*resumeAfter, c.seq)
+		joined.Recovered = &recovered
+		if c.buffer.Enabled() && *resumeAfter < c.seq {
+			replay = c.log.Since(*resumeAfter)
+		}
 	}
 	p.Socket.Send(&Outbound{Text: joined.Encode()})
-	if old == nil {
+	for _, e := range replay {
+		if p.Hears(e.StreamID, e.StreamName) {
+			p.Socket.Send(&Outbound{Text: e.Frame})
+		}
+	}
+	switch {
+	case old == nil:
 		// Before add: stream_joined is for everyone else, even a self-subscriber.
-		c.broadcast(p, &Outbound{Text: wire.EncodeStreamJoined(p.Stream())})
+		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamJoined(p.Stream(), seq) })
+	case string(old.Metadata) != string(p.Metadata):
+		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, wire.Timestamp(c.now())) })
 	}
 	c.add(p)
 }
@@ -172,12 +220,15 @@ func (c *Conversation) Receive(connID string, msg []byte) {
 	switch frame.Type {
 	case wire.TypeToken:
 		ts := wire.Timestamp(c.now())
-		c.broadcast(p, &Outbound{Text: wire.EncodeToken(p.Stream(), ts, frame.Data)})
+		seq := c.emit(p, func(seq int64) []byte { return wire.EncodeToken(p.Stream(), seq, ts, frame.Data) })
+		if p.Receipts {
+			p.Socket.Send(&Outbound{Text: wire.EncodeReceipt(seq)})
+		}
 	case wire.TypeSetMetadata:
-		p.Metadata = append([]byte(nil), frame.Metadata...)
+		p.Metadata = slices.Clone(frame.Metadata)
 		p.Socket.Save(p.Attachment)
 		ts := wire.Timestamp(c.now())
-		c.broadcast(p, &Outbound{Text: wire.EncodeStreamMetadata(p.Stream(), ts)})
+		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, ts) })
 	case wire.TypePing:
 		p.Socket.Send(&Outbound{Text: []byte(wire.PongFrame)})
 	}
@@ -204,22 +255,33 @@ func (c *Conversation) Leave(connID string) bool {
 		return false
 	}
 	c.remove(p)
-	c.broadcast(p, &Outbound{Text: wire.EncodeStreamLeft(p.Stream())})
+	c.emit(p, func(seq int64) []byte { return wire.EncodeStreamLeft(p.Stream(), seq) })
 	return true
 }
 
 // Peer returns the live peer of socket connID, if any.
 func (c *Conversation) Peer(connID string) *Peer { return c.byConn[connID] }
 
-// broadcast sends out to every socket except the sender's own stream, which
-// only hears itself when it opted in (self-subscribe).
-func (c *Conversation) broadcast(from *Peer, out *Outbound) {
-	for _, p := range c.peers {
-		if p.StreamID == from.StreamID && !p.Self {
-			continue
+// emit gives a frame about stream from the next seq, logs it, and sends it
+// to every live socket that hears from. It returns the seq.
+func (c *Conversation) emit(from *Peer, encode func(seq int64) []byte) int64 {
+	c.seq++
+	frame := encode(c.seq)
+	if c.buffer.Enabled() {
+		c.log.Append(Event{Seq: c.seq, StreamID: from.StreamID, StreamName: from.Name, Frame: frame})
+		if through := c.buffer.Add(EventSize{Seq: c.seq, Size: len(frame)}); through > 0 {
+			c.log.TrimThrough(through)
 		}
-		p.Socket.Send(out)
+	} else {
+		c.log.SaveSeq(c.seq)
 	}
+	out := &Outbound{Text: frame}
+	for _, p := range c.peers {
+		if p.Hears(from.StreamID, from.Name) {
+			p.Socket.Send(out)
+		}
+	}
+	return c.seq
 }
 
 func (c *Conversation) stream(streamID string) *Peer {

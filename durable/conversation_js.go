@@ -70,7 +70,8 @@ func load(self js.Value) *object {
 	o := &object{
 		incarnation: incarnation,
 		state:       state,
-		conv:        NewConversation(wire.LimitsFromEnv(env), time.Now, func() string { return ulid.Make().String() }),
+		conv: NewConversation(wire.LimitsFromEnv(env), time.Now, func() string { return ulid.Make().String() },
+			newSQLEventLog(state.Get("storage"))),
 	}
 	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"
 	o.sql("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
@@ -165,7 +166,7 @@ func (o *object) connect(req js.Value) js.Value {
 	s := &socket{ws: server, owner: o, connID: peer.ConnID}
 	peer.Socket = s
 	s.Save(peer.Attachment)
-	o.conv.Attach(join.ConversationID, peer)
+	o.conv.Attach(join.ConversationID, peer, join.ResumeAfter)
 	return bridge.UpgradeResponse(client, nil)
 }
 

@@ -45,7 +45,7 @@ func fieldsOf(t *testing.T, raw []byte) string {
 		t.Fatalf("frame is not a JSON object: %s", raw)
 	}
 	var names []string
-	for _, k := range []string{"type", "conversation_id", "stream_id", "stream_name", "owner_account_id", "metadata", "self_subscribe", "peers", "resumed", "ts", "data"} {
+	for _, k := range []string{"type", "seq", "conversation_id", "stream_id", "stream_name", "owner_account_id", "metadata", "self_subscribe", "peers", "resumed", "recovered", "subscribed_streams", "ts", "data"} {
 		if _, ok := m[k]; ok {
 			names = append(names, k)
 			delete(m, k)
@@ -60,7 +60,7 @@ func fieldsOf(t *testing.T, raw []byte) string {
 func TestFramesHaveExactFields(t *testing.T) {
 	r := newRoom(t)
 	a, joinedA := r.join(t, r.owner, "agent-a", withMetadata(`{"role":"writer"}`))
-	if got := fieldsOf(t, joinedA.Raw); got != "type,conversation_id,stream_id,stream_name,metadata,self_subscribe,peers" {
+	if got := fieldsOf(t, joinedA.Raw); got != "type,seq,conversation_id,stream_id,stream_name,metadata,self_subscribe,peers" {
 		t.Fatalf("joined fields: %s", got)
 	}
 	if joinedA.SelfSubscribe || !jsonEqual(joinedA.Metadata, `{"role":"writer"}`) || joinedA.ConversationID != r.conv.ConversationID {
@@ -80,7 +80,7 @@ func TestFramesHaveExactFields(t *testing.T) {
 		t.Fatalf("peer entry: %+v", peer)
 	}
 	sj := next(t, a, wire.TypeStreamJoined)
-	if got := fieldsOf(t, sj.Raw); got != "type,stream_id,stream_name,owner_account_id,metadata" {
+	if got := fieldsOf(t, sj.Raw); got != "type,seq,stream_id,stream_name,owner_account_id,metadata" {
 		t.Fatalf("stream_joined fields: %s", got)
 	}
 	if sj.StreamID != joinedB.StreamID || sj.StreamName != "agent-b" || sj.OwnerAccountID != other.AccountID || !jsonEqual(sj.Metadata, `{}`) {
@@ -93,7 +93,7 @@ func TestFramesHaveExactFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := next(t, b, wire.TypeToken)
-	if got := fieldsOf(t, tok.Raw); got != "type,stream_id,stream_name,owner_account_id,ts,data" {
+	if got := fieldsOf(t, tok.Raw); got != "type,seq,stream_id,stream_name,owner_account_id,ts,data" {
 		t.Fatalf("token fields: %s", got)
 	}
 	ts, err := time.Parse(wire.TimeLayout, tok.TS)
@@ -108,7 +108,7 @@ func TestFramesHaveExactFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	sm := next(t, b, wire.TypeStreamMetadata)
-	if got := fieldsOf(t, sm.Raw); got != "type,stream_id,stream_name,owner_account_id,metadata,ts" {
+	if got := fieldsOf(t, sm.Raw); got != "type,seq,stream_id,stream_name,owner_account_id,metadata,ts" {
 		t.Fatalf("stream_metadata fields: %s", got)
 	}
 	if !jsonEqual(sm.Metadata, `{"role":"reviewer","n":2}`) || sm.StreamID != joinedA.StreamID || !timestampPattern.MatchString(sm.TS) {
@@ -138,7 +138,7 @@ func TestFramesHaveExactFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	left := next(t, b, wire.TypeStreamLeft)
-	if got := fieldsOf(t, left.Raw); got != "type,stream_id,stream_name,owner_account_id" {
+	if got := fieldsOf(t, left.Raw); got != "type,seq,stream_id,stream_name,owner_account_id" {
 		t.Fatalf("stream_left fields: %s", got)
 	}
 	if left.StreamID != joinedA.StreamID || left.StreamName != "agent-a" || left.OwnerAccountID != r.owner.AccountID {
@@ -226,7 +226,7 @@ func TestSelfExclusionIsPerStream(t *testing.T) {
 	sibling, _ := r.join(t, r.owner, "sibling") // same account, another stream
 	next(t, a, wire.TypeStreamJoined)
 	mirror, joinedMirror := r.join(t, r.owner, "mirror", selfSubscribe)
-	if !joinedMirror.SelfSubscribe || fieldsOf(t, joinedMirror.Raw) != "type,conversation_id,stream_id,stream_name,metadata,self_subscribe,peers" {
+	if !joinedMirror.SelfSubscribe || fieldsOf(t, joinedMirror.Raw) != "type,seq,conversation_id,stream_id,stream_name,metadata,self_subscribe,peers" {
 		t.Fatalf("joined with self-subscribe: %s", joinedMirror.Raw)
 	}
 	next(t, a, wire.TypeStreamJoined)
@@ -273,7 +273,11 @@ func TestTakeover(t *testing.T) {
 		t.Fatalf("takeover joined: %s", joined2.Raw)
 	}
 	closedWith(t, first, wire.CloseStreamDisplaced)
-	// The watcher saw neither a stream_left nor a stream_joined.
+	// The watcher saw neither a stream_left nor a stream_joined; only the
+	// metadata the new socket brought.
+	if sm := next(t, watcher, wire.TypeStreamMetadata); sm.StreamID != joined1.StreamID || !jsonEqual(sm.Metadata, `{"v":2}`) {
+		t.Fatalf("metadata of the takeover: %s", sm.Raw)
+	}
 	quiet(t, watcher)
 
 	if err := second.SendToken(ctx, "still here"); err != nil {

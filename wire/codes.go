@@ -24,6 +24,7 @@ var (
 	CloseInvalidStreamNameHeader = Close{4400, "invalid_stream_name_header"}
 	CloseInvalidStreamMetadata   = Close{4400, "invalid_stream_metadata_header"}
 	CloseInvalidSubscribeStreams = Close{4400, "invalid_subscribe_streams_header"}
+	CloseInvalidResumeAfter      = Close{4400, "invalid_resume_after_header"}
 	CloseMalformedFrame          = Close{4400, "malformed_frame"}
 	CloseUnknownFrameType        = Close{4400, "unknown_frame_type"}
 	CloseTokenTooLarge           = Close{4400, "token_too_large"}

@@ -18,6 +18,7 @@ const (
 	TypeStreamJoined   = "stream_joined"
 	TypeStreamMetadata = "stream_metadata"
 	TypeStreamLeft     = "stream_left"
+	TypeReceipt        = "x_receipt"
 )
 
 // PingFrame and PongFrame are the canonical keep-alive pair; the Durable
@@ -49,19 +50,14 @@ func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
 	}
 	var typ, data, metadata gjson.Result
 	root.ForEach(func(key, value gjson.Result) bool {
+		// A repeated key counts once, last one winning, as in JSON.parse.
 		switch key.Str {
 		case "type":
-			if !typ.Exists() {
-				typ = value
-			}
+			typ = value
 		case "data":
-			if !data.Exists() {
-				data = value
-			}
+			data = value
 		case "metadata":
-			if !metadata.Exists() {
-				metadata = value
-			}
+			metadata = value
 		}
 		return true
 	})
@@ -118,6 +114,12 @@ type Joined struct {
 	SelfSubscribe  bool
 	Peers          []StreamInfo
 	Resumed        bool
+	// Seq is the conversation's latest seq when the stream joined.
+	Seq int64
+	// Recovered answers a resume: whether every missed frame was replayed.
+	Recovered *bool
+	// SubscribedStreams echoes a selective subscription.
+	SubscribedStreams []string
 }
 
 // Encode renders the joined frame.
@@ -140,28 +142,46 @@ func (j Joined) Encode() []byte {
 	if j.Resumed {
 		w.boolean("resumed", true)
 	}
+	w.integer("seq", j.Seq)
+	if j.Recovered != nil {
+		w.boolean("recovered", *j.Recovered)
+	}
+	if j.SubscribedStreams != nil {
+		w.key("subscribed_streams")
+		w.b = append(w.b, '[')
+		for i, name := range j.SubscribedStreams {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.b = AppendJSONString(w.b, name)
+		}
+		w.b = append(w.b, ']')
+	}
 	return w.close()
 }
 
 // EncodeStreamJoined renders stream_joined for s.
-func EncodeStreamJoined(s StreamInfo) []byte {
+func EncodeStreamJoined(s StreamInfo, seq int64) []byte {
 	w := newObject(TypeStreamJoined, 128+len(s.Metadata))
+	w.integer("seq", seq)
 	w.streamFields(s)
 	w.raw("metadata", s.Metadata)
 	return w.close()
 }
 
 // EncodeStreamLeft renders stream_left for s.
-func EncodeStreamLeft(s StreamInfo) []byte {
+func EncodeStreamLeft(s StreamInfo, seq int64) []byte {
 	w := newObject(TypeStreamLeft, 128)
+	w.integer("seq", seq)
 	w.streamFields(s)
 	return w.close()
 }
 
 // EncodeToken renders a token frame; data is the raw JSON string literal the
 // emitter sent, copied unchanged.
-func EncodeToken(s StreamInfo, ts string, data []byte) []byte {
+func EncodeToken(s StreamInfo, seq int64, ts string, data []byte) []byte {
 	w := newObject(TypeToken, 160+len(data))
+	w.integer("seq", seq)
 	w.streamFields(s)
 	w.str("ts", ts)
 	w.raw("data", data)
@@ -169,11 +189,19 @@ func EncodeToken(s StreamInfo, ts string, data []byte) []byte {
 }
 
 // EncodeStreamMetadata renders stream_metadata: s carries the new metadata.
-func EncodeStreamMetadata(s StreamInfo, ts string) []byte {
+func EncodeStreamMetadata(s StreamInfo, seq int64, ts string) []byte {
 	w := newObject(TypeStreamMetadata, 160+len(s.Metadata))
+	w.integer("seq", seq)
 	w.streamFields(s)
 	w.raw("metadata", s.Metadata)
 	w.str("ts", ts)
+	return w.close()
+}
+
+// EncodeReceipt renders x_receipt: the seq the emitter's token was given.
+func EncodeReceipt(seq int64) []byte {
+	w := newObject(TypeReceipt, 40)
+	w.integer("seq", seq)
 	return w.close()
 }
 

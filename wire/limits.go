@@ -18,6 +18,13 @@ type Limits struct {
 	StreamsPerAccount int
 	// ConnectionsPerConversation bounds the live sockets of one conversation.
 	ConnectionsPerConversation int
+	// ReplayEvents bounds the events a conversation keeps for resume; zero
+	// keeps none (seq still persists).
+	ReplayEvents int
+	// ReplayBytes bounds the frames a conversation keeps for resume.
+	ReplayBytes int
+	// SubscribeStreams bounds the names of one selective subscription.
+	SubscribeStreams int
 }
 
 // DefaultLimits are the limits of a deployment that overrides none.
@@ -27,6 +34,9 @@ var DefaultLimits = Limits{
 	MetadataBytes:              16 << 10,
 	StreamsPerAccount:          10,
 	ConnectionsPerConversation: 1000,
+	ReplayEvents:               1000,
+	ReplayBytes:                8 << 20,
+	SubscribeStreams:           16,
 }
 
 // LimitVars names the environment variable that overrides each limit.
@@ -36,14 +46,18 @@ var LimitVars = map[string]func(*Limits) *int{
 	"AMS_LIMIT_METADATA_BYTES":               func(l *Limits) *int { return &l.MetadataBytes },
 	"AMS_LIMIT_STREAMS_PER_ACCOUNT":          func(l *Limits) *int { return &l.StreamsPerAccount },
 	"AMS_LIMIT_CONNECTIONS_PER_CONVERSATION": func(l *Limits) *int { return &l.ConnectionsPerConversation },
+	"AMS_REPLAY_EVENTS":                      func(l *Limits) *int { return &l.ReplayEvents },
+	"AMS_REPLAY_BYTES":                       func(l *Limits) *int { return &l.ReplayBytes },
+	"AMS_LIMIT_SUBSCRIBE_STREAMS":            func(l *Limits) *int { return &l.SubscribeStreams },
 }
 
-// LimitsFromEnv returns DefaultLimits with every positive integer override
-// that getenv supplies applied; anything else keeps the default.
+// LimitsFromEnv returns DefaultLimits with every integer override that
+// getenv supplies applied: positive, or zero for AMS_REPLAY_EVENTS (replay
+// off); anything else keeps the default.
 func LimitsFromEnv(getenv func(string) string) Limits {
 	limits := DefaultLimits
 	for name, field := range LimitVars {
-		if n, err := strconv.Atoi(getenv(name)); err == nil && n > 0 {
+		if n, err := strconv.Atoi(getenv(name)); err == nil && (n > 0 || n == 0 && name == "AMS_REPLAY_EVENTS") {
 			*field(&limits) = n
 		}
 	}

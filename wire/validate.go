@@ -5,19 +5,27 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
 
-// ValidNamespace reports whether s matches ^[a-z0-9][a-z0-9-]{0,62}$.
-// Aliases follow the same rule (ValidAlias).
-func ValidNamespace(s string) bool {
+// ValidAlias reports whether s matches ^[a-z0-9][a-z0-9-]{0,62}$.
+func ValidAlias(s string) bool {
 	return validName(s, func(c byte) bool { return isLower(c) || isDigit(c) }, func(c byte) bool { return c == '-' })
 }
 
-// ValidAlias reports whether s is a valid conversation alias.
-func ValidAlias(s string) bool { return ValidNamespace(s) }
+// ReservedNamespaces are first path segments of the broker's own routes; a
+// namespace of that name would make /{ns}/conversations/... ambiguous.
+var ReservedNamespaces = []string{"v1", "mcp", "healthz", "x", "api", "assets", "static"}
+
+// ValidNamespace reports whether s matches ^[a-z0-9][a-z0-9-]{0,62}$ and is
+// not reserved.
+func ValidNamespace(s string) bool {
+	return ValidAlias(s) && !slices.Contains(ReservedNamespaces, s)
+}
 
 // ValidStreamName reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$.
 func ValidStreamName(s string) bool {
@@ -44,7 +52,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // IsJSONObject reports whether raw is one valid JSON object, nested no
 // deeper than MaxJSONDepth.
 func IsJSONObject(raw []byte) bool {
-	return ShallowJSON(raw, MaxJSONDepth) && gjson.ValidBytes(raw) && gjson.ParseBytes(raw).IsObject()
+	return utf8.Valid(raw) && ShallowJSON(raw, MaxJSONDepth) && gjson.ValidBytes(raw) && gjson.ParseBytes(raw).IsObject()
 }
 
 // EmptyObject is the metadata of a stream or conversation that set none.
@@ -70,7 +78,8 @@ func DecodeMetadataHeader(header string, limit int) ([]byte, bool) {
 	return raw, true
 }
 
-// ParseSelfSubscribe reads X-AMS-Self-Subscribe: "true" or "1" opt in.
+// ParseSelfSubscribe reads a boolean header such as X-AMS-Self-Subscribe:
+// "true" or "1" opt in.
 func ParseSelfSubscribe(v string) bool {
 	v = strings.TrimSpace(strings.ToLower(v))
 	return v == "true" || v == "1"

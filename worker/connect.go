@@ -68,22 +68,42 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	} else if err != nil {
 		return join, nil, err
 	}
-	name := r.Header.Get(wire.HeaderStreamName)
+	name := streamParam(r, wire.HeaderStreamName)
 	if name == "" {
 		name = wire.NewDefaultStreamName()
 	} else if !wire.ValidStreamName(name) {
 		return join, &wire.CloseInvalidStreamNameHeader, nil
 	}
-	metadata, ok := wire.DecodeMetadataHeader(r.Header.Get(wire.HeaderStreamMetadata), s.Limits.MetadataBytes)
+	metadata, ok := wire.DecodeMetadataHeader(streamParam(r, wire.HeaderStreamMetadata), s.Limits.MetadataBytes)
 	if !ok {
 		return join, &wire.CloseInvalidStreamMetadata, nil
 	}
+	subscribe, ok := wire.ParseSubscribeStreams(streamParam(r, wire.HeaderSubscribeStreams), s.Limits.SubscribeStreams)
+	if !ok {
+		return join, &wire.CloseInvalidSubscribeStreams, nil
+	}
+	resumeAfter, ok := wire.ParseResumeAfter(streamParam(r, wire.HeaderResumeAfter))
+	if !ok {
+		return join, &wire.CloseInvalidResumeAfter, nil
+	}
 	return wire.Join{
-		ConversationID: rec.ConversationID,
-		AccountID:      acc.AccountID,
-		StreamID:       s.Peppers.StreamID(rec.ConversationID, acc.AccountID, name),
-		StreamName:     name,
-		Metadata:       metadata,
-		SelfSubscribe:  wire.ParseSelfSubscribe(r.Header.Get(wire.HeaderSelfSubscribe)),
+		ConversationID:   rec.ConversationID,
+		AccountID:        acc.AccountID,
+		StreamID:         s.Peppers.StreamID(rec.ConversationID, acc.AccountID, name),
+		StreamName:       name,
+		Metadata:         metadata,
+		SelfSubscribe:    wire.ParseSelfSubscribe(streamParam(r, wire.HeaderSelfSubscribe)),
+		ResumeAfter:      resumeAfter,
+		SubscribeStreams: subscribe,
+		Receipts:         wire.ParseSelfSubscribe(streamParam(r, wire.HeaderReceipts)),
 	}, nil, nil
+}
+
+// streamParam reads a stream-plane header, or its query-parameter form for
+// browsers, which cannot set WebSocket headers.
+func streamParam(r *http.Request, header string) string {
+	if v := r.Header.Get(header); v != "" {
+		return v
+	}
+	return r.URL.Query().Get(wire.QueryForms[header])
 }

@@ -1,0 +1,73 @@
+package durable
+
+import (
+	"syscall/js"
+)
+
+// sqlEventLog is the EventLog in the Durable Object's SQLite storage.
+// sql.exec is synchronous; the runtime's output gate holds the frames sent
+// after a write until the write is durable, so a frame is never seen by a
+// peer and then lost from the buffer.
+type sqlEventLog struct {
+	sql js.Value // ctx.storage.sql
+}
+
+func newSQLEventLog(storage js.Value) *sqlEventLog {
+	l := &sqlEventLog{sql: storage.Get("sql")}
+	l.exec(`CREATE TABLE IF NOT EXISTS events (
+		seq INTEGER PRIMARY KEY,
+		stream_id TEXT NOT NULL,
+		stream_name TEXT NOT NULL,
+		frame TEXT NOT NULL)`)
+	l.exec(`CREATE TABLE IF NOT EXISTS conversation_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
+	return l
+}
+
+func (l *sqlEventLog) exec(query string, bindings ...any) js.Value {
+	return l.sql.Call("exec", append([]any{query}, bindings...)...)
+}
+
+func (l *sqlEventLog) Append(e Event) {
+	l.exec("INSERT INTO events (seq, stream_id, stream_name, frame) VALUES (?, ?, ?, ?)",
+		float64(e.Seq), e.StreamID, e.StreamName, string(e.Frame))
+}
+
+func (l *sqlEventLog) Since(after int64) []Event {
+	rows := l.exec("SELECT seq, stream_id, stream_name, frame FROM events WHERE seq > ? ORDER BY seq", float64(after)).Call("toArray")
+	events := make([]Event, rows.Length())
+	for i := range events {
+		row := rows.Index(i)
+		events[i] = Event{
+			Seq:        int64(row.Get("seq").Float()),
+			StreamID:   row.Get("stream_id").String(),
+			StreamName: row.Get("stream_name").String(),
+			Frame:      []byte(row.Get("frame").String()),
+		}
+	}
+	return events
+}
+
+func (l *sqlEventLog) TrimThrough(seq int64) {
+	l.exec("DELETE FROM events WHERE seq <= ?", float64(seq))
+}
+
+func (l *sqlEventLog) Sizes() []EventSize {
+	rows := l.exec("SELECT seq, length(CAST(frame AS BLOB)) AS size FROM events ORDER BY seq").Call("toArray")
+	sizes := make([]EventSize, rows.Length())
+	for i := range sizes {
+		row := rows.Index(i)
+		sizes[i] = EventSize{Seq: int64(row.Get("seq").Float()), Size: row.Get("size").Int()}
+	}
+	return sizes
+}
+
+func (l *sqlEventLog) LastSeq() int64 {
+	row := l.exec(`SELECT max(
+		coalesce((SELECT max(seq) FROM events), 0),
+		coalesce((SELECT value FROM conversation_state WHERE key = 'seq'), 0)) AS seq`).Call("one")
+	return int64(row.Get("seq").Float())
+}
+
+func (l *sqlEventLog) SaveSeq(seq int64) {
+	l.exec("INSERT OR REPLACE INTO conversation_state (key, value) VALUES ('seq', ?)", float64(seq))
+}
