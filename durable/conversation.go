@@ -55,6 +55,9 @@ type Peer struct {
 type Conversation struct {
 	// FaultInjection lets the crash-recovery tests make Receive fail (wire/faults.go).
 	FaultInjection bool
+	// OnEmit, if set, runs after every event: MCP members waiting in a
+	// long-poll read from the log then.
+	OnEmit func()
 
 	limits wire.Limits
 	now    func() time.Time
@@ -217,21 +220,29 @@ func (c *Conversation) Receive(connID string, msg []byte) {
 		c.Eject(p, *refusal)
 		return
 	}
+	seq := c.apply(p, frame)
+	switch {
+	case frame.Type == wire.TypePing:
+		p.Socket.Send(&Outbound{Text: []byte(wire.PongFrame)})
+	case frame.Type == wire.TypeToken && p.Receipts:
+		p.Socket.Send(&Outbound{Text: wire.EncodeReceipt(seq)})
+	}
+}
+
+// apply carries out a valid frame of p's stream and returns the seq it got
+// (zero for a ping).
+func (c *Conversation) apply(p *Peer, frame wire.ClientFrame) int64 {
 	switch frame.Type {
 	case wire.TypeToken:
 		ts := wire.Timestamp(c.now())
-		seq := c.emit(p, func(seq int64) []byte { return wire.EncodeToken(p.Stream(), seq, ts, frame.Data) })
-		if p.Receipts {
-			p.Socket.Send(&Outbound{Text: wire.EncodeReceipt(seq)})
-		}
+		return c.emit(p, func(seq int64) []byte { return wire.EncodeToken(p.Stream(), seq, ts, frame.Data) })
 	case wire.TypeSetMetadata:
 		p.Metadata = slices.Clone(frame.Metadata)
 		p.Socket.Save(p.Attachment)
 		ts := wire.Timestamp(c.now())
-		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, ts) })
-	case wire.TypePing:
-		p.Socket.Send(&Outbound{Text: []byte(wire.PongFrame)})
+		return c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, ts) })
 	}
+	return 0
 }
 
 // ReceiveBinary handles a binary message, which the protocol does not allow.
@@ -280,6 +291,9 @@ func (c *Conversation) emit(from *Peer, encode func(seq int64) []byte) int64 {
 		if p.Hears(from.StreamID, from.Name) {
 			p.Socket.Send(out)
 		}
+	}
+	if c.OnEmit != nil {
+		c.OnEmit()
 	}
 	return c.seq
 }

@@ -24,6 +24,9 @@ type object struct {
 	incarnation int
 	state       js.Value // DurableObjectState
 	conv        *Conversation
+	members     *sqlMemberStore
+	memberIdle  time.Duration
+	waiters     []chan struct{} // MCP reads waiting for the next event
 }
 
 // Register exports the Durable Object's handlers to build/entry.mjs.
@@ -36,6 +39,10 @@ func Register() {
 	bridge.Export("conversationMessage", conversationMessage, closeOnPanic)
 	bridge.Export("conversationClose", conversationClose, closeOnPanic)
 	bridge.Export("conversationError", conversationError, closeOnPanic)
+	bridge.Export("conversationAlarm", conversationAlarm, func(args []js.Value) any {
+		forget(args[0])
+		return nil
+	})
 }
 
 // closeOnPanic handles a socket event that panicked: the in-memory view may
@@ -67,17 +74,21 @@ func load(self js.Value) *object {
 		return o
 	}
 	env := bridge.Env(self.Get("env"))
+	limits := wire.LimitsFromEnv(env)
 	o := &object{
 		incarnation: incarnation,
 		state:       state,
-		conv: NewConversation(wire.LimitsFromEnv(env), time.Now, func() string { return ulid.Make().String() },
+		conv: NewConversation(limits, time.Now, func() string { return ulid.Make().String() },
 			newSQLEventLog(state.Get("storage"))),
+		members:    newSQLMemberStore(state.Get("storage")),
+		memberIdle: time.Duration(limits.MemberIdleSeconds) * time.Second,
 	}
+	o.conv.OnEmit = o.wake
 	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"
 	o.sql("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)
-	peers := o.restorePeers()
+	peers := append(o.restorePeers(), RestoreMembers(o.members)...)
 	o.conv.Restore(peers)
 	if len(peers) > 0 {
 		// Operators (and the hibernation test) see each wake-up; ids only.
@@ -146,6 +157,9 @@ func conversationFetch(args []js.Value) any {
 	case "/streams":
 		body, _ := json.Marshal(o.conv.Streams())
 		return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, body)
+	}
+	if op, ok := memberOp(u.Path); ok {
+		return o.memberFetch(op, req)
 	}
 	return bridge.NewResponse(http.StatusNotFound, nil, nil)
 }

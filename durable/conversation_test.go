@@ -42,17 +42,25 @@ var (
 // harness is a conversation whose connection ids sort in creation order,
 // like the ULIDs of production.
 type harness struct {
-	t    *testing.T
-	conv *Conversation
-	next int
+	t      *testing.T
+	conv   *Conversation
+	log    *memLog
+	limits wire.Limits
+	next   int
 }
 
 func newHarness(t *testing.T, limits wire.Limits) *harness {
-	h := &harness{t: t}
+	return newHarnessOver(t, limits, newMemLog(t))
+}
+
+// newHarnessOver builds a conversation over an existing log, as a Durable
+// Object waking up (or restarting) finds its storage.
+func newHarnessOver(t *testing.T, limits wire.Limits, log *memLog) *harness {
+	h := &harness{t: t, log: log, limits: limits}
 	h.conv = NewConversation(limits, func() time.Time { return testTime }, func() string {
 		h.next++
 		return fmt.Sprintf("conn%04d", h.next)
-	})
+	}, log)
 	return h
 }
 
@@ -73,13 +81,19 @@ func joinRequest(account, name string, self bool, metadata string) wire.Join {
 // join admits and attaches a stream, failing the test on refusal.
 func (h *harness) join(account, name string, self bool, metadata string) (*Peer, *recordingSocket) {
 	h.t.Helper()
-	p, refusal := h.conv.Admit(joinRequest(account, name, self, metadata))
+	return h.joinWith(joinRequest(account, name, self, metadata))
+}
+
+// joinWith admits and attaches req, resuming after req.ResumeAfter.
+func (h *harness) joinWith(req wire.Join) (*Peer, *recordingSocket) {
+	h.t.Helper()
+	p, refusal := h.conv.Admit(req)
 	if refusal != nil {
-		h.t.Fatalf("join %s/%s refused: %+v", account, name, *refusal)
+		h.t.Fatalf("join %s/%s refused: %+v", req.AccountID, req.StreamName, *refusal)
 	}
 	sock := &recordingSocket{}
 	p.Socket = sock
-	h.conv.Attach(convID, p)
+	h.conv.Attach(convID, p, req.ResumeAfter)
 	return p, sock
 }
 
@@ -279,8 +293,13 @@ func TestTakeover(t *testing.T) {
 	sOld.reset()
 	sb.reset()
 
-	// At both limits, the same account and name is still a takeover.
-	p, sNew := h.join("acc_A", "a", false, `{"v":2}`)
+	// At both limits, the same account and name is still a takeover; with
+	// unchanged metadata it is invisible to peers.
+	seq := h.conv.Seq()
+	p, sNew := h.join("acc_A", "a", false, `{"v":1}`)
+	if h.conv.Seq() != seq {
+		t.Errorf("an invisible takeover used a seq: %d → %d", seq, h.conv.Seq())
+	}
 	if p.StreamID != old.StreamID || p.ConnID == old.ConnID {
 		t.Fatalf("takeover peer %+v, old %+v", p.Attachment, old.Attachment)
 	}
@@ -565,7 +584,7 @@ func TestLeave(t *testing.T) {
 		t.Errorf("leaver got %q %v; Leave follows a close, it does not close", sa.frames(), sa.closes)
 	}
 	f := expectFrames(t, "b", sb, "stream_left")[0]
-	if len(f) != 4 || str(t, f["stream_id"]) != pa.StreamID {
+	if len(f) != 5 || str(t, f["stream_id"]) != pa.StreamID || seqOf(t, f) != h.conv.Seq() {
 		t.Errorf("stream_left %q", sb.frames()[0])
 	}
 	if h.conv.Leave(pa.ConnID) {

@@ -83,7 +83,9 @@ func (b *ReplayBuffer) Add(e EventSize) (trimThrough int64) {
 }
 
 // Covers reports whether every event after seq after is still stored, given
-// the conversation's current seq: a resume from after is then complete.
+// the conversation's current seq: a resume from after is then complete. The
+// stored seqs must run without a hole up to current, which a change of
+// AMS_REPLAY_EVENTS on a live conversation could otherwise break.
 func (b *ReplayBuffer) Covers(after, current int64) bool {
 	if after > current || after < 0 {
 		return false
@@ -91,5 +93,10 @@ func (b *ReplayBuffer) Covers(after, current int64) bool {
 	if after == current {
 		return true
 	}
-	return len(b.entries) > 0 && b.entries[0].Seq <= after+1
+	n := len(b.entries)
+	if !b.Enabled() || n == 0 {
+		return false
+	}
+	first, last := b.entries[0].Seq, b.entries[n-1].Seq
+	return first <= after+1 && last == current && last-first+1 == int64(n)
 }

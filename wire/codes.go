@@ -63,4 +63,6 @@ var (
 	ErrUpgradeRequired       = Error{426, "upgrade_required"}
 	ErrServerMisconfigured   = Error{500, "server_misconfigured"}
 	ErrInternal              = Error{500, "internal_error"}
+	// ErrNotJoined answers an MCP tool call for a stream the caller has not joined (extension).
+	ErrNotJoined = Error{404, "not_joined"}
 )

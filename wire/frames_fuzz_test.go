@@ -55,7 +55,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			if utf8.Valid(msg) && len(s) > limits.TokenBytes {
 				t.Fatalf("accepted %d bytes of data over a limit of %d", len(s), limits.TokenBytes)
 			}
-			out := EncodeToken(StreamInfo{ID: "str_x", Name: "n", Owner: "acc_x"}, "2024-01-02T03:04:05.006Z", frame.Data)
+			out := EncodeToken(StreamInfo{ID: "str_x", Name: "n", Owner: "acc_x"}, 1, "2024-01-02T03:04:05.006Z", frame.Data)
 			var decoded struct {
 				Data *string `json:"data"`
 			}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/quick"
@@ -281,6 +282,9 @@ func TestJoinedEncode(t *testing.T) {
 	self := streamFixture()
 	peer1 := StreamInfo{ID: "str_1", Name: "b", Owner: "acc_2", Metadata: json.RawMessage(`{"x":[1,2]}`)}
 	peer2 := StreamInfo{ID: "str_2", Name: "c", Owner: "acc_3"} // no metadata: {}
+	yes, no := true, false
+	base := []string{"type", "conversation_id", "stream_id", "stream_name", "metadata", "self_subscribe", "peers", "seq"}
+	with := func(extra ...string) []string { return append(slices.Clone(base), extra...) }
 	tests := []struct {
 		name   string
 		joined Joined
@@ -289,17 +293,42 @@ func TestJoinedEncode(t *testing.T) {
 		{
 			"no peers",
 			Joined{ConversationID: "conv_1", Stream: self},
-			[]string{"type", "conversation_id", "stream_id", "stream_name", "metadata", "self_subscribe", "peers"},
+			base,
 		},
 		{
 			"peers and self subscribe",
-			Joined{ConversationID: "conv_1", Stream: self, SelfSubscribe: true, Peers: []StreamInfo{peer1, peer2}},
-			[]string{"type", "conversation_id", "stream_id", "stream_name", "metadata", "self_subscribe", "peers"},
+			Joined{ConversationID: "conv_1", Stream: self, SelfSubscribe: true, Peers: []StreamInfo{peer1, peer2}, Seq: 12},
+			base,
 		},
 		{
 			"resumed",
-			Joined{ConversationID: "conv_1", Stream: self, Peers: []StreamInfo{peer1}, Resumed: true},
-			[]string{"type", "conversation_id", "stream_id", "stream_name", "metadata", "self_subscribe", "peers", "resumed"},
+			Joined{ConversationID: "conv_1", Stream: self, Peers: []StreamInfo{peer1}, Resumed: true, Seq: 3},
+			with("resumed"),
+		},
+		{
+			"recovered true",
+			Joined{ConversationID: "conv_1", Stream: self, Seq: 99, Recovered: &yes},
+			with("recovered"),
+		},
+		{
+			"recovered false",
+			Joined{ConversationID: "conv_1", Stream: self, Seq: 99, Recovered: &no},
+			with("recovered"),
+		},
+		{
+			"subscribed streams",
+			Joined{ConversationID: "conv_1", Stream: self, SubscribedStreams: []string{"a", "b.c"}},
+			with("subscribed_streams"),
+		},
+		{
+			"empty subscription is still echoed",
+			Joined{ConversationID: "conv_1", Stream: self, SubscribedStreams: []string{}},
+			with("subscribed_streams"),
+		},
+		{
+			"everything",
+			Joined{ConversationID: "conv_1", Stream: self, Peers: []StreamInfo{peer2}, Resumed: true, Seq: 1 << 40, Recovered: &no, SubscribedStreams: []string{"c"}},
+			with("resumed", "recovered", "subscribed_streams"),
 		},
 	}
 	for _, tt := range tests {
@@ -322,11 +351,23 @@ func TestJoinedEncode(t *testing.T) {
 			if string(m["metadata"]) != string(self.Metadata) {
 				t.Errorf("metadata %s", m["metadata"])
 			}
-			if got := string(m["self_subscribe"]); got != map[bool]string{true: "true", false: "false"}[tt.joined.SelfSubscribe] {
+			if got := string(m["self_subscribe"]); got != strconv.FormatBool(tt.joined.SelfSubscribe) {
 				t.Errorf("self_subscribe %s", got)
 			}
 			if tt.joined.Resumed && string(m["resumed"]) != "true" {
 				t.Errorf("resumed %s, want true", m["resumed"])
+			}
+			if got := string(m["seq"]); got != strconv.FormatInt(tt.joined.Seq, 10) {
+				t.Errorf("seq %s, want %d", got, tt.joined.Seq)
+			}
+			if tt.joined.Recovered != nil && string(m["recovered"]) != strconv.FormatBool(*tt.joined.Recovered) {
+				t.Errorf("recovered %s, want %v", m["recovered"], *tt.joined.Recovered)
+			}
+			if tt.joined.SubscribedStreams != nil {
+				var names []string
+				if err := json.Unmarshal(m["subscribed_streams"], &names); err != nil || names == nil || !slices.Equal(names, tt.joined.SubscribedStreams) {
+					t.Errorf("subscribed_streams %s, want %q", m["subscribed_streams"], tt.joined.SubscribedStreams)
+				}
 			}
 			var peers []json.RawMessage
 			if err := json.Unmarshal(m["peers"], &peers); err != nil || peers == nil {
@@ -339,6 +380,15 @@ func TestJoinedEncode(t *testing.T) {
 				assertStream(t, p, tt.joined.Peers[i])
 			}
 		})
+	}
+}
+
+func TestEncodeReceipt(t *testing.T) {
+	for _, seq := range []int64{0, 1, 42, 1<<53 + 1} {
+		out := EncodeReceipt(seq)
+		if want := `{"type":"x_receipt","seq":` + strconv.FormatInt(seq, 10) + `}`; string(out) != want {
+			t.Errorf("EncodeReceipt(%d) = %s, want %s", seq, out, want)
+		}
 	}
 }
 
@@ -357,18 +407,26 @@ func TestStreamFrameEncoders(t *testing.T) {
 		out  []byte
 		typ  string
 		keys []string
+		seq  int64
 	}{
-		{"stream_joined", EncodeStreamJoined(s), "stream_joined", []string{"type", "stream_id", "stream_name", "owner_account_id", "metadata"}},
-		{"stream_left", EncodeStreamLeft(s), "stream_left", []string{"type", "stream_id", "stream_name", "owner_account_id"}},
-		{"token", EncodeToken(s, ts, []byte(`"hi"`)), "token", []string{"type", "stream_id", "stream_name", "owner_account_id", "ts", "data"}},
-		{"stream_metadata", EncodeStreamMetadata(s, ts), "stream_metadata", []string{"type", "stream_id", "stream_name", "owner_account_id", "metadata", "ts"}},
+		{"stream_joined", EncodeStreamJoined(s, 1), "stream_joined", []string{"type", "seq", "stream_id", "stream_name", "owner_account_id", "metadata"}, 1},
+		{"stream_left", EncodeStreamLeft(s, 42), "stream_left", []string{"type", "seq", "stream_id", "stream_name", "owner_account_id"}, 42},
+		{"token", EncodeToken(s, 9007199254740993, ts, []byte(`"hi"`)), "token", []string{"type", "seq", "stream_id", "stream_name", "owner_account_id", "ts", "data"}, 9007199254740993},
+		{"stream_metadata", EncodeStreamMetadata(s, 7, ts), "stream_metadata", []string{"type", "seq", "stream_id", "stream_name", "owner_account_id", "metadata", "ts"}, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assertKeys(t, tt.out, tt.keys...)
+			// seq comes right after type, so a reader can route without a full parse.
+			if keys := objectKeys(t, tt.out); len(keys) < 2 || keys[0] != "type" || keys[1] != "seq" {
+				t.Errorf("keys %v, want type then seq first", keys)
+			}
 			m := decodeMap(t, tt.out)
 			if got := jsonString(t, m["type"]); got != tt.typ {
 				t.Errorf("type %q, want %q", got, tt.typ)
+			}
+			if got := string(m["seq"]); got != strconv.FormatInt(tt.seq, 10) {
+				t.Errorf("seq %s, want the integer %d", got, tt.seq)
 			}
 			if got := jsonString(t, m["stream_id"]); got != s.ID {
 				t.Errorf("stream_id %q", got)
@@ -397,8 +455,8 @@ func TestEncodersEscapeStreamFields(t *testing.T) {
 	// invalid JSON whatever they hold.
 	s := StreamInfo{ID: `i"d`, Name: "n\\a\nme\x00", Owner: "ö\xff", Metadata: json.RawMessage(`{}`)}
 	for _, out := range [][]byte{
-		EncodeStreamJoined(s), EncodeStreamLeft(s), EncodeToken(s, "t", []byte(`""`)),
-		EncodeStreamMetadata(s, "t"), Joined{ConversationID: `c"`, Stream: s, Peers: []StreamInfo{s}}.Encode(),
+		EncodeStreamJoined(s, 1), EncodeStreamLeft(s, 2), EncodeToken(s, 3, "t", []byte(`""`)),
+		EncodeStreamMetadata(s, 4, "t"), Joined{ConversationID: `c"`, Stream: s, Peers: []StreamInfo{s}}.Encode(),
 	} {
 		if !json.Valid(out) {
 			t.Fatalf("invalid JSON: %q", out)
@@ -445,7 +503,7 @@ func TestTokenDataRoundTrip(t *testing.T) {
 		if string(frame.Data) != lit {
 			t.Errorf("Data %q, want %q", frame.Data, lit)
 		}
-		out := EncodeToken(streamFixture(), "2024-01-02T03:04:05.006Z", frame.Data)
+		out := EncodeToken(streamFixture(), 1, "2024-01-02T03:04:05.006Z", frame.Data)
 		if !bytes.Contains(out, []byte(`"data":`+lit)) {
 			t.Errorf("token frame %q does not carry the literal %q unchanged", out, lit)
 		}
@@ -554,9 +612,71 @@ func TestPingPongFrames(t *testing.T) {
 }
 
 func TestFrameTypeNames(t *testing.T) {
-	got := []string{TypeToken, TypeSetMetadata, TypePing, TypePong, TypeJoined, TypeStreamJoined, TypeStreamMetadata, TypeStreamLeft}
-	want := []string{"token", "set_metadata", "ping", "pong", "joined", "stream_joined", "stream_metadata", "stream_left"}
+	got := []string{TypeToken, TypeSetMetadata, TypePing, TypePong, TypeJoined, TypeStreamJoined, TypeStreamMetadata, TypeStreamLeft, TypeReceipt}
+	want := []string{"token", "set_metadata", "ping", "pong", "joined", "stream_joined", "stream_metadata", "stream_left", "x_receipt"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("type names %v, want %v", got, want)
+	}
+}
+
+// TestDecodeClientFrameRepeatedKeys: a repeated member counts once, the last
+// occurrence winning, as JSON.parse does in every JavaScript client and in
+// the hosted reference.
+func TestDecodeClientFrameRepeatedKeys(t *testing.T) {
+	big := `"` + strings.Repeat("x", DefaultLimits.TokenBytes+1) + `"`
+	tests := []struct {
+		name     string
+		msg      string
+		typ      string
+		data     string
+		metadata string
+		refusal  *Close
+	}{
+		{"type: last wins (token)", `{"type":"ping","type":"token","data":"x"}`, TypeToken, `"x"`, "", nil},
+		{"type: last wins (ping)", `{"type":"token","type":"ping","data":"x"}`, TypePing, "", "", nil},
+		{"type: invalid then valid", `{"type":1,"type":"ping"}`, TypePing, "", "", nil},
+		{"type: valid then invalid", `{"type":"ping","type":1}`, "", "", "", &CloseMalformedFrame},
+		{"type: valid then unknown", `{"type":"ping","type":"shout"}`, "", "", "", &CloseUnknownFrameType},
+		{"type: escaped key repeats it", `{"type":"ping","t\u0079pe":"token","data":"x"}`, TypeToken, `"x"`, "", nil},
+		{"data: last wins", `{"type":"token","data":"a","data":"b"}`, TypeToken, `"b"`, "", nil},
+		{"data: invalid then valid", `{"type":"token","data":1,"data":"ok"}`, TypeToken, `"ok"`, "", nil},
+		{"data: valid then invalid", `{"type":"token","data":"ok","data":null}`, "", "", "", &CloseMalformedFrame},
+		{"data: too large then small", `{"type":"token","data":` + big + `,"data":"s"}`, TypeToken, `"s"`, "", nil},
+		{"data: small then too large", `{"type":"token","data":"s","data":` + big + `}`, "", "", "", &CloseTokenTooLarge},
+		{"metadata: last wins", `{"type":"set_metadata","metadata":{"a":1},"metadata":{"b":2}}`, TypeSetMetadata, "", `{"b":2}`, nil},
+		{"metadata: object then null", `{"type":"set_metadata","metadata":{"a":1},"metadata":null}`, "", "", "", &CloseMalformedFrame},
+		{"metadata: array then object", `{"type":"set_metadata","metadata":[],"metadata":{}}`, TypeSetMetadata, "", `{}`, nil},
+		{"nested members do not count", `{"type":"token","data":"x","o":{"type":"ping","data":"y"}}`, TypeToken, `"x"`, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frame, refusal := DecodeClientFrame([]byte(tt.msg), DefaultLimits)
+			if tt.refusal != nil {
+				if refusal == nil || *refusal != *tt.refusal {
+					t.Fatalf("got %+v, %v; want refusal %+v", frame, refusal, *tt.refusal)
+				}
+				return
+			}
+			if refusal != nil {
+				t.Fatalf("refused with %+v", *refusal)
+			}
+			if frame.Type != tt.typ || string(frame.Data) != tt.data || string(frame.Metadata) != tt.metadata {
+				t.Errorf("got {%q %q %q}, want {%q %q %q}", frame.Type, frame.Data, frame.Metadata, tt.typ, tt.data, tt.metadata)
+			}
+		})
+	}
+}
+
+// TestDecodeClientFrameRepeatedDataIsLastSlice: with two equal literals, Data
+// is the bytes of the last one.
+func TestDecodeClientFrameRepeatedDataIsLastSlice(t *testing.T) {
+	msg := []byte(`{"type":"token","data":"same","data":"same"}`)
+	frame, refusal := DecodeClientFrame(msg, DefaultLimits)
+	if refusal != nil {
+		t.Fatal(*refusal)
+	}
+	last := bytes.LastIndex(msg, []byte(`"same"`))
+	if len(frame.Data) == 0 || &frame.Data[0] != &msg[last] {
+		t.Errorf("Data is not the last literal of the message")
 	}
 }

@@ -54,8 +54,9 @@ func ParseResumeAfter(v string) (*int64, bool) {
 	if v == "" {
 		return nil, true
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
+	v = strings.TrimSpace(v)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || v[0] == '+' {
 		return nil, false
 	}
 	return &n, true
@@ -75,8 +76,11 @@ func ParseSubscribeStreams(v string, max int) ([]string, bool) {
 			return nil, false
 		}
 		if !slices.Contains(names, name) {
+			if len(names) == max {
+				return nil, false
+			}
 			names = append(names, name)
 		}
 	}
-	return names, len(names) <= max
+	return names, true
 }

@@ -25,6 +25,9 @@ type Limits struct {
 	ReplayBytes int
 	// SubscribeStreams bounds the names of one selective subscription.
 	SubscribeStreams int
+	// MemberIdleSeconds is how long an MCP member may make no call before
+	// it leaves on its own.
+	MemberIdleSeconds int
 }
 
 // DefaultLimits are the limits of a deployment that overrides none.
@@ -37,6 +40,7 @@ var DefaultLimits = Limits{
 	ReplayEvents:               1000,
 	ReplayBytes:                8 << 20,
 	SubscribeStreams:           16,
+	MemberIdleSeconds:          600,
 }
 
 // LimitVars names the environment variable that overrides each limit.
@@ -49,6 +53,7 @@ var LimitVars = map[string]func(*Limits) *int{
 	"AMS_REPLAY_EVENTS":                      func(l *Limits) *int { return &l.ReplayEvents },
 	"AMS_REPLAY_BYTES":                       func(l *Limits) *int { return &l.ReplayBytes },
 	"AMS_LIMIT_SUBSCRIBE_STREAMS":            func(l *Limits) *int { return &l.SubscribeStreams },
+	"AMS_MCP_IDLE_SECONDS":                   func(l *Limits) *int { return &l.MemberIdleSeconds },
 }
 
 // LimitsFromEnv returns DefaultLimits with every integer override that

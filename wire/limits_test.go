@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,20 @@ func TestDefaultLimits(t *testing.T) {
 	}
 	if DefaultLimits.MetadataBytes <= 0 {
 		t.Errorf("MetadataBytes = %d, want positive", DefaultLimits.MetadataBytes)
+	}
+	// Issue 4: the last 1000 events, bounded in bytes too.
+	if DefaultLimits.ReplayEvents != 1000 {
+		t.Errorf("ReplayEvents = %d, want 1000", DefaultLimits.ReplayEvents)
+	}
+	if DefaultLimits.ReplayBytes != 8<<20 {
+		t.Errorf("ReplayBytes = %d, want 8 MiB", DefaultLimits.ReplayBytes)
+	}
+	if DefaultLimits.SubscribeStreams != 16 {
+		t.Errorf("SubscribeStreams = %d, want 16", DefaultLimits.SubscribeStreams)
+	}
+	// One event of the largest token must fit the byte bound.
+	if DefaultLimits.ReplayBytes < DefaultLimits.TokenBytes {
+		t.Errorf("ReplayBytes %d < TokenBytes %d", DefaultLimits.ReplayBytes, DefaultLimits.TokenBytes)
 	}
 }
 
@@ -59,8 +74,39 @@ func TestLimitsFromEnv(t *testing.T) {
 				"AMS_LIMIT_METADATA_BYTES":               "300",
 				"AMS_LIMIT_STREAMS_PER_ACCOUNT":          "4",
 				"AMS_LIMIT_CONNECTIONS_PER_CONVERSATION": "5",
+				"AMS_REPLAY_EVENTS":                      "6",
+				"AMS_REPLAY_BYTES":                       "7",
+				"AMS_LIMIT_SUBSCRIBE_STREAMS":            "8",
 			},
-			Limits{TokenBytes: 100, BodyBytes: 200, MetadataBytes: 300, StreamsPerAccount: 4, ConnectionsPerConversation: 5},
+			func() Limits {
+				l := DefaultLimits
+				l.TokenBytes, l.BodyBytes, l.MetadataBytes, l.StreamsPerAccount, l.ConnectionsPerConversation = 100, 200, 300, 4, 5
+				l.ReplayEvents, l.ReplayBytes, l.SubscribeStreams = 6, 7, 8
+				return l
+			}(),
+		},
+		{
+			"zero turns replay off",
+			map[string]string{"AMS_REPLAY_EVENTS": "0"},
+			func() Limits { l := DefaultLimits; l.ReplayEvents = 0; return l }(),
+		},
+		{
+			"zero is refused for every other limit",
+			map[string]string{
+				"AMS_LIMIT_TOKEN_BYTES":                  "0",
+				"AMS_LIMIT_BODY_BYTES":                   "0",
+				"AMS_LIMIT_METADATA_BYTES":               "0",
+				"AMS_LIMIT_STREAMS_PER_ACCOUNT":          "0",
+				"AMS_LIMIT_CONNECTIONS_PER_CONVERSATION": "0",
+				"AMS_REPLAY_BYTES":                       "0",
+				"AMS_LIMIT_SUBSCRIBE_STREAMS":            "0",
+			},
+			DefaultLimits,
+		},
+		{
+			"negative replay events ignored",
+			map[string]string{"AMS_REPLAY_EVENTS": "-1", "AMS_REPLAY_BYTES": "-1"},
+			DefaultLimits,
 		},
 		{
 			"one override",
@@ -100,6 +146,22 @@ func TestLimitsFromEnv(t *testing.T) {
 	}
 	if DefaultLimits != before {
 		t.Errorf("LimitsFromEnv changed DefaultLimits to %+v", DefaultLimits)
+	}
+}
+
+// TestLimitsFromEnvEveryVar overrides every variable of LimitVars at once,
+// whatever fields Limits grows.
+func TestLimitsFromEnvEveryVar(t *testing.T) {
+	env := map[string]string{}
+	want := DefaultLimits
+	n := 2
+	for name, field := range LimitVars {
+		env[name] = strconv.Itoa(n)
+		*field(&want) = n
+		n++
+	}
+	if got := LimitsFromEnv(func(k string) string { return env[k] }); got != want {
+		t.Errorf("LimitsFromEnv = %+v, want %+v", got, want)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,34 @@ func TestValidNamespaceAndAlias(t *testing.T) {
 		}
 		if got := ValidAlias(tt.in); got != tt.want {
 			t.Errorf("ValidAlias(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestReservedNamespaces: the broker's own first path segments are refused
+// as namespaces but remain fine as aliases, which sit deeper in the path.
+func TestReservedNamespaces(t *testing.T) {
+	want := []string{"v1", "mcp", "healthz", "x", "api", "assets", "static"}
+	if !slices.Equal(ReservedNamespaces, want) {
+		t.Errorf("ReservedNamespaces = %q, want %q", ReservedNamespaces, want)
+	}
+	for _, ns := range want {
+		if ValidNamespace(ns) {
+			t.Errorf("ValidNamespace(%q) = true, want false (reserved)", ns)
+		}
+		if !ValidAlias(ns) {
+			t.Errorf("ValidAlias(%q) = false, want true (reserved words are fine aliases)", ns)
+		}
+	}
+	// Only the exact words are reserved.
+	for _, ns := range []string{"v2", "v10", "mcp-1", "xx", "x1", "apis", "healthz-demo", "my-api", "statics"} {
+		if !ValidNamespace(ns) {
+			t.Errorf("ValidNamespace(%q) = false, want true", ns)
+		}
+	}
+	for _, ns := range []string{"V1", "API", "Mcp"} {
+		if ValidNamespace(ns) {
+			t.Errorf("ValidNamespace(%q) = true: upper case is never valid", ns)
 		}
 	}
 }
@@ -115,7 +144,7 @@ func TestValidatorsAgreeWithProtocolRegexes(t *testing.T) {
 			}
 		}
 		s := b.String()
-		if got, want := ValidNamespace(s), namespaceRegex.MatchString(s); got != want {
+		if got, want := ValidNamespace(s), namespaceRegex.MatchString(s) && !slices.Contains(ReservedNamespaces, s); got != want {
 			t.Fatalf("ValidNamespace(%q) = %v, regex says %v", s, got, want)
 		}
 		if got, want := ValidAlias(s), namespaceRegex.MatchString(s); got != want {
@@ -142,6 +171,12 @@ func TestIsJSONObject(t *testing.T) {
 		{`{`, false},
 		{`{"a":1}{}`, false},
 		{`{"a":1,}`, false},
+		{"{\"a\":\"\xff\"}", false},
+		{"{\"\xc3\":1}", false},
+		{"{\"a\":\"\xed\xa0\x80\"}", false},     // an encoded surrogate is not UTF-8
+		{"{\"a\":\"\xf4\x90\x80\x80\"}", false}, // beyond U+10FFFF
+		{`{"a":"é😀"}`, true},
+		{`{"a":"\ud800"}`, true}, // an escaped lone surrogate is ASCII text
 	}
 	for _, tt := range tests {
 		if got := IsJSONObject([]byte(tt.in)); got != tt.want {
@@ -292,5 +327,40 @@ func TestAliasWordLists(t *testing.T) {
 	}
 	if n := longest(aliasAdjectives) + longest(aliasNouns) + len("--9999"); n > 63 {
 		t.Errorf("longest alias is %d characters", n)
+	}
+}
+
+// TestNewAliasNumberRange draws enough aliases to see both ends of
+// 1000..9999: the chance of missing either in 200000 draws is about 2e-10.
+func TestNewAliasNumberRange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("draws 200000 aliases")
+	}
+	seen1000, seen9999 := false, false
+	for i := 0; i < 200000 && !(seen1000 && seen9999); i++ {
+		a := NewAlias()
+		switch a[len(a)-4:] {
+		case "1000":
+			seen1000 = true
+		case "9999":
+			seen9999 = true
+		}
+	}
+	if !seen1000 || !seen9999 {
+		t.Errorf("over 200000 aliases saw 1000: %v, 9999: %v", seen1000, seen9999)
+	}
+}
+
+// TestDecodeMetadataHeaderRequiresUTF8: PROTOCOL §3 says the header is base64
+// of a UTF-8 JSON object, and JSON text is UTF-8 (RFC 8259 §8.1).
+func TestDecodeMetadataHeaderRequiresUTF8(t *testing.T) {
+	header := base64.StdEncoding.EncodeToString([]byte("{\"a\":\"\xff\xfe\"}"))
+	if got, ok := DecodeMetadataHeader(header, 100); ok {
+		t.Errorf("DecodeMetadataHeader accepts a header whose JSON is not UTF-8 (got %q); it should refuse it as invalid_stream_metadata_header", got)
+	}
+	// Valid multi-byte UTF-8 stays accepted.
+	header = base64.StdEncoding.EncodeToString([]byte(`{"a":"é😀中"}`))
+	if got, ok := DecodeMetadataHeader(header, 100); !ok || string(got) != `{"a":"é😀中"}` {
+		t.Errorf("DecodeMetadataHeader refused valid UTF-8: %q %v", got, ok)
 	}
 }

@@ -1,0 +1,175 @@
+package durable
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall/js"
+	"time"
+
+	"github.com/ams-dev/ams/bridge"
+	"github.com/ams-dev/ams/wire"
+)
+
+// sqlMemberStore keeps MCP members in the object's SQLite storage.
+type sqlMemberStore struct {
+	sql js.Value
+}
+
+func newSQLMemberStore(storage js.Value) *sqlMemberStore {
+	s := &sqlMemberStore{sql: storage.Get("sql")}
+	s.sql.Call("exec", "CREATE TABLE IF NOT EXISTS members (conn_id TEXT PRIMARY KEY, record TEXT NOT NULL)")
+	return s
+}
+
+func (s *sqlMemberStore) Put(r MemberRecord) {
+	raw, _ := json.Marshal(r)
+	s.sql.Call("exec", "INSERT OR REPLACE INTO members (conn_id, record) VALUES (?, ?)", r.ConnID, string(raw))
+}
+
+func (s *sqlMemberStore) Delete(connID string) {
+	s.sql.Call("exec", "DELETE FROM members WHERE conn_id = ?", connID)
+}
+
+func (s *sqlMemberStore) List() []MemberRecord {
+	rows := s.sql.Call("exec", "SELECT record FROM members ORDER BY conn_id").Call("toArray")
+	var records []MemberRecord
+	for i := 0; i < rows.Length(); i++ {
+		var r MemberRecord
+		if json.Unmarshal([]byte(rows.Index(i).Get("record").String()), &r) == nil {
+			records = append(records, r)
+		}
+	}
+	return records
+}
+
+// memberFetch serves the Worker's member operations. A recv with nothing to
+// read waits, up to wait_ms, for the next event of the conversation.
+func (o *object) memberFetch(op string, req js.Value) js.Value {
+	return bridge.NewPromise(func() (result js.Value) {
+		defer func() {
+			if r := recover(); r != nil {
+				result = memberError(wire.ErrInternal.Status, wire.ErrInternal.Code, "unexpected failure")
+			}
+		}()
+		text, err := bridge.Await(req.Call("text"))
+		if err != nil {
+			return memberError(http.StatusBadRequest, wire.ErrInvalidJSON.Code, "unreadable call")
+		}
+		var call wire.MemberCall
+		if err := json.Unmarshal([]byte(text.String()), &call); err != nil {
+			return memberError(http.StatusBadRequest, wire.ErrInvalidJSON.Code, "malformed call")
+		}
+		reply := o.member(op, call)
+		if op == "recv" && reply.Error == "" && len(reply.Frames) == 0 && call.WaitMS > 0 {
+			o.waitForEvent(time.Duration(min(call.WaitMS, wire.MaxMemberWait)) * time.Millisecond)
+			next := call
+			next.Cursor = &reply.Cursor
+			reply = o.member(op, next)
+		}
+		o.scheduleExpiry()
+		status := http.StatusOK
+		if reply.Error != "" {
+			status = http.StatusConflict
+		}
+		body, _ := json.Marshal(reply)
+		return bridge.NewResponse(status, http.Header{"Content-Type": {"application/json"}}, body)
+	})
+}
+
+func memberError(status int, code, message string) js.Value {
+	body, _ := json.Marshal(wire.MemberReply{Error: code, Message: message})
+	return bridge.NewResponse(status, http.Header{"Content-Type": {"application/json"}}, body)
+}
+
+// member runs one operation on the conversation.
+func (o *object) member(op string, call wire.MemberCall) wire.MemberReply {
+	refused := func(e *wire.Error, c *wire.Close) wire.MemberReply {
+		if e != nil {
+			return wire.MemberReply{Error: e.Code, Message: "the caller has not joined this stream through MCP"}
+		}
+		return wire.MemberReply{Error: c.Reason, Message: "refused"}
+	}
+	switch op {
+	case "join":
+		if call.Join == nil {
+			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "join is missing"}
+		}
+		joined, refusal := o.conv.JoinMember(o.members, call.ConversationID, *call.Join)
+		if refusal != nil {
+			return refused(nil, refusal)
+		}
+		return wire.MemberReply{Joined: joined, Cursor: o.conv.Seq()}
+	case "send":
+		if call.Data == nil {
+			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "data is missing"}
+		}
+		seq, e, c := o.conv.MemberSend(call.AccountID, call.StreamID, *call.Data)
+		if e != nil || c != nil {
+			return refused(e, c)
+		}
+		return wire.MemberReply{Seq: seq}
+	case "metadata":
+		if !wire.IsJSONObject(call.Metadata) {
+			return wire.MemberReply{Error: wire.ErrInvalidMetadata.Code, Message: "metadata must be a JSON object"}
+		}
+		seq, e := o.conv.MemberSetMetadata(call.AccountID, call.StreamID, call.Metadata)
+		if e != nil {
+			return refused(e, nil)
+		}
+		return wire.MemberReply{Seq: seq}
+	case "recv":
+		r, e := o.conv.MemberRecv(call.AccountID, call.StreamID, call.Cursor)
+		if e != nil {
+			return refused(e, nil)
+		}
+		reply := wire.MemberReply{Cursor: r.Cursor, Truncated: r.Truncated}
+		for _, f := range r.Frames {
+			reply.Frames = append(reply.Frames, json.RawMessage(f))
+		}
+		return reply
+	case "leave":
+		if e := o.conv.MemberLeave(call.AccountID, call.StreamID); e != nil {
+			return refused(e, nil)
+		}
+		return wire.MemberReply{}
+	}
+	return wire.MemberReply{Error: wire.ErrNotFound.Code, Message: "no member operation " + op}
+}
+
+// waitForEvent blocks the calling goroutine until the conversation's next
+// event or until d passes.
+func (o *object) waitForEvent(d time.Duration) {
+	ch := make(chan struct{})
+	o.waiters = append(o.waiters, ch)
+	select {
+	case <-ch:
+	case <-time.After(d):
+	}
+}
+
+// wake releases every waiting recv.
+func (o *object) wake() {
+	for _, ch := range o.waiters {
+		close(ch)
+	}
+	o.waiters = nil
+}
+
+// scheduleExpiry removes idle members and sets the object's alarm for the
+// next member to expire.
+func (o *object) scheduleExpiry() {
+	next := o.conv.ExpireMembers(o.memberIdle)
+	if !next.IsZero() {
+		o.state.Get("storage").Call("setAlarm", float64(next.UnixMilli()))
+	}
+}
+
+func conversationAlarm(args []js.Value) any {
+	load(args[0]).scheduleExpiry()
+	return nil
+}
+
+func memberOp(path string) (string, bool) {
+	return strings.CutPrefix(path, wire.MemberPath)
+}
