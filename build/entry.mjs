@@ -52,6 +52,9 @@ export class Conversation extends DurableObject {
   webSocketError(ws, error) {
     return call(this.env, "conversationError", this, ws, error);
   }
+  alarm() {
+    return call(this.env, "conversationAlarm", this);
+  }
 }
 
 export default {

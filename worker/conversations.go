@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -22,8 +21,7 @@ const aliasAttempts = 8
 
 // createConversation is POST /v1/{ns}/conversations.
 func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p params) {
-	ctx := r.Context()
-	acc, err := s.authenticate(ctx, bearer(r))
+	acc, err := s.authenticate(r.Context(), bearer(r))
 	if err != nil {
 		respond(w, err)
 		return
@@ -37,42 +35,61 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 		respond(w, err)
 		return
 	}
-	if body.IDKind != nil && *body.IDKind != wire.IDKindUUID {
-		writeError(w, wire.ErrUnsupportedIDKind, `id_kind must be "uuid"`)
+	minted, err := s.mint(r, acc, body)
+	if err != nil {
+		respond(w, err)
 		return
+	}
+	writeJSON(w, http.StatusCreated, minted)
+}
+
+// Minted is the answer of a mint, over REST and MCP alike.
+type Minted struct {
+	ConversationID string          `json:"conversation_id"`
+	Alias          string          `json:"alias"`
+	MagicLink      string          `json:"magic_link"`
+	StreamID       string          `json:"stream_id"`
+	StreamName     string          `json:"stream_name"`
+	Metadata       json.RawMessage `json:"metadata"`
+	StreamMetadata json.RawMessage `json:"stream_metadata"`
+	CreatedAt      string          `json:"created_at"`
+}
+
+// mint creates a conversation owned by acc in its namespace; the magic link
+// names the host r was sent to.
+func (s *Service) mint(r *http.Request, acc *Account, body createConversationBody) (*Minted, error) {
+	ctx := r.Context()
+	if body.IDKind != nil && *body.IDKind != wire.IDKindUUID {
+		return nil, fail(wire.ErrUnsupportedIDKind, `id_kind must be "uuid"`)
 	}
 	metadata, ok := s.metadataField(body.Metadata)
 	if !ok {
-		writeError(w, wire.ErrInvalidMetadata, "metadata must be a JSON object")
-		return
+		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object")
 	}
 	streamMetadata, ok := s.metadataField(body.StreamMetadata)
 	if !ok {
-		writeError(w, wire.ErrInvalidStreamMetadata, "stream_metadata must be a JSON object")
-		return
+		return nil, fail(wire.ErrInvalidStreamMetadata, "stream_metadata must be a JSON object")
 	}
 	streamName := wire.NewDefaultStreamName()
 	if body.StreamName != nil {
 		if !wire.ValidStreamName(*body.StreamName) {
-			writeError(w, wire.ErrInvalidStreamName, "stream_name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-			return
+			return nil, fail(wire.ErrInvalidStreamName, "stream_name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 		}
 		streamName = *body.StreamName
 	}
 	if body.Alias != nil && !wire.ValidAlias(*body.Alias) {
-		writeError(w, wire.ErrInvalidAlias, "alias must match ^[a-z0-9][a-z0-9-]{0,62}$")
-		return
+		return nil, fail(wire.ErrInvalidAlias, "alias must match ^[a-z0-9][a-z0-9-]{0,62}$")
 	}
-	alias, err := s.claimAlias(r, p.ns, body.Alias)
+	ns := acc.Namespace
+	alias, err := s.claimAlias(r, ns, body.Alias)
 	if err != nil {
-		respond(w, err)
-		return
+		return nil, err
 	}
 	token := wire.NewPermissiveToken()
 	rec := ConversationRecord{
 		ConversationID:      wire.NewConversationID(),
 		Alias:               alias,
-		Namespace:           p.ns,
+		Namespace:           ns,
 		OwnerAccountID:      acc.AccountID,
 		IDKind:              wire.IDKindUUID,
 		PermissiveTokenHash: s.Peppers.PermissiveTokenHash(token),
@@ -80,23 +97,21 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 		CreatedAt:           wire.Timestamp(s.Now()),
 	}
 	if err := putJSON(ctx, s.KV, conversationKey(rec.ConversationID), rec); err != nil {
-		respond(w, err)
-		return
+		return nil, err
 	}
-	if err := s.KV.Put(ctx, aliasKey(p.ns, alias), rec.ConversationID); err != nil {
-		respond(w, err)
-		return
+	if err := s.KV.Put(ctx, aliasKey(ns, alias), rec.ConversationID); err != nil {
+		return nil, err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"conversation_id": rec.ConversationID,
-		"alias":           alias,
-		"magic_link":      MagicLink(r, p.ns, alias, token),
-		"stream_id":       s.Peppers.StreamID(rec.ConversationID, acc.AccountID, streamName),
-		"stream_name":     streamName,
-		"metadata":        metadata,
-		"stream_metadata": streamMetadata,
-		"created_at":      rec.CreatedAt,
-	})
+	return &Minted{
+		ConversationID: rec.ConversationID,
+		Alias:          alias,
+		MagicLink:      MagicLink(r, ns, alias, token),
+		StreamID:       s.Peppers.StreamID(rec.ConversationID, acc.AccountID, streamName),
+		StreamName:     streamName,
+		Metadata:       metadata,
+		StreamMetadata: streamMetadata,
+		CreatedAt:      rec.CreatedAt,
+	}, nil
 }
 
 // metadataField accepts an absent or null field as {} and otherwise demands
@@ -136,7 +151,7 @@ func (s *Service) claimAlias(r *http.Request, ns string, requested *string) (str
 // MagicLink addresses a conversation on the host the client called, so one
 // deployment serves every hostname routed to it.
 func MagicLink(r *http.Request, ns, alias, token string) string {
-	return scheme(r) + "://" + r.Host + "/" + ns + "/conversations/" + alias + "?t=" + url.QueryEscape(token)
+	return wire.MagicLink{Origin: scheme(r) + "://" + r.Host, Namespace: ns, Alias: alias, Token: token}.String()
 }
 
 func scheme(r *http.Request) string {
@@ -183,7 +198,7 @@ func (s *Service) getConversation(w http.ResponseWriter, r *http.Request, p para
 			return
 		}
 	}
-	live, err := s.Streams.Streams(ctx, rec.ConversationID)
+	live, err := s.Objects.Streams(ctx, rec.ConversationID)
 	if err != nil {
 		respond(w, err)
 		return

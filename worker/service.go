@@ -17,15 +17,18 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// Streams reads the live streams of a conversation from its Durable Object.
-type Streams interface {
+// Objects reaches the conversations' Durable Objects.
+type Objects interface {
+	// Streams reads the live streams of a conversation.
 	Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error)
+	// Member runs an MCP member operation (wire.MemberPath + op).
+	Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error)
 }
 
 // Service serves the control plane.
 type Service struct {
 	KV      KV
-	Streams Streams
+	Objects Objects
 	Peppers wire.Peppers
 	Limits  wire.Limits
 	Now     func() time.Time
@@ -52,6 +55,8 @@ var Routes = []Route{
 	{"/v1/{ns}/conversations", map[string]handler{"POST": (*Service).createConversation}},
 	{"/v1/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).getConversation}},
 	{"/{ns}/conversations/{alias}/connect", map[string]handler{"GET": (*Service).connectWithoutUpgrade}},
+	{"/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).linkPage, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
+	{"/mcp", map[string]handler{"POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
 }
 
 // ServeHTTP routes r. CORS is open: the API authenticates with bearer
@@ -59,6 +64,7 @@ var Routes = []Route{
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id")
 	if s.FaultInjection {
 		wire.InjectFault(r.URL.Path)
 	}
@@ -69,7 +75,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", allowed(route)+", OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "authorization, content-type")
+			h.Set("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version, last-event-id, accept")
 			h.Set("Access-Control-Max-Age", "86400")
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -92,7 +98,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func allowed(route Route) string {
 	var names []string
-	for _, m := range []string{"GET", "HEAD", "POST"} {
+	for _, m := range []string{"GET", "HEAD", "POST", "DELETE"} {
 		if route.Methods[m] != nil {
 			names = append(names, m)
 		}

@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"syscall/js"
 	"time"
@@ -65,7 +67,7 @@ func newService(env js.Value) (*Service, error) {
 	}
 	return &Service{
 		KV:      kv,
-		Streams: objectStreams{},
+		Objects: conversationObjects{},
 		Peppers: wire.Peppers{Credential: getenv("AMS_CREDENTIAL_PEPPER"), Permissive: getenv("AMS_PERMISSIVE_TOKEN_PEPPER")},
 		Limits:  wire.LimitsFromEnv(getenv),
 		Now:     time.Now,
@@ -88,30 +90,47 @@ func forwardJoin(env js.Value, join wire.Join) (js.Value, error) {
 	return bridge.Await(stub.Call("fetch", internalOrigin+"/connect", init))
 }
 
-// objectStreams reads live streams from the conversation objects.
-type objectStreams struct{}
+// conversationObjects calls the conversation objects through syumai/workers'
+// Durable Object stubs.
+type conversationObjects struct{}
 
-func (objectStreams) Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error) {
+func (conversationObjects) Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error) {
+	var streams []wire.StreamInfo
+	err := callObject(ctx, conversationID, http.MethodGet, "/streams", nil, &streams)
+	return streams, err
+}
+
+func (conversationObjects) Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
+	var reply wire.MemberReply
+	body, err := json.Marshal(call)
+	if err != nil {
+		return reply, err
+	}
+	err = callObject(ctx, call.ConversationID, http.MethodPost, wire.MemberPath+op, body, &reply)
+	return reply, err
+}
+
+func callObject(ctx context.Context, conversationID, method, path string, body []byte, into any) error {
 	ns, err := cloudflare.NewDurableObjectNamespace(ConversationBinding)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	stub, err := ns.Get(ns.IdFromName(conversationID))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, internalOrigin+"/streams", nil)
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, internalOrigin+path, reader)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res, err := stub.Fetch(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer res.Body.Close()
-	var streams []wire.StreamInfo
-	if err := json.NewDecoder(res.Body).Decode(&streams); err != nil {
-		return nil, err
-	}
-	return streams, nil
+	return json.NewDecoder(res.Body).Decode(into)
 }
