@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/ams-dev/ams/wire"
 )
 
 // Client talks to one AMS deployment.
@@ -110,30 +112,10 @@ func (c *Client) Inspect(ctx context.Context, magicLink string) (*ConversationIn
 }
 
 // MagicLink is a parsed magic link.
-type MagicLink struct {
-	Origin    string // scheme://host
-	Namespace string
-	Alias     string
-	Token     string
-}
+type MagicLink = wire.MagicLink
 
 // ParseMagicLink splits {scheme}://{host}/{ns}/conversations/{alias}?t={token}.
-func ParseMagicLink(link string) (MagicLink, error) {
-	u, err := url.Parse(link)
-	if err != nil {
-		return MagicLink{}, err
-	}
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) != 3 || parts[1] != "conversations" || u.Host == "" {
-		return MagicLink{}, fmt.Errorf("ams: %q is not a magic link", link)
-	}
-	return MagicLink{Origin: u.Scheme + "://" + u.Host, Namespace: parts[0], Alias: parts[2], Token: u.Query().Get("t")}, nil
-}
-
-// ConnectURL is the WebSocket endpoint of the link: its path plus /connect.
-func (l MagicLink) ConnectURL() string {
-	return l.Origin + "/" + l.Namespace + "/conversations/" + l.Alias + "/connect?t=" + url.QueryEscape(l.Token)
-}
+func ParseMagicLink(link string) (MagicLink, error) { return wire.ParseMagicLink(link) }
 
 func (c *Client) do(ctx context.Context, method, path, credential string, body, into any) error {
 	var reader io.Reader

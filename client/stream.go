@@ -49,6 +49,9 @@ type DialOptions struct {
 	SubscribeStreams []string
 	// Receipts asks for an x_receipt per accepted token.
 	Receipts bool
+	// Subprotocols are offered in Sec-WebSocket-Protocol, as a browser does
+	// (wire.SubprotocolV1 and wire.SubprotocolBearer + credential).
+	Subprotocols []string
 	// Header carries any further headers (extensions).
 	Header http.Header
 	// ReadLimit bounds one received frame; zero means 16 MiB.
@@ -93,7 +96,7 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	if opts.Receipts {
 		header.Set(wire.HeaderReceipts, "true")
 	}
-	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header})
+	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header, Subprotocols: opts.Subprotocols})
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +107,9 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	ws.SetReadLimit(limit)
 	return &Conn{ws: ws}, nil
 }
+
+// Subprotocol is the subprotocol the broker selected.
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
 // Join dials and reads the joined frame, returning the refusal as an error.
 func Join(ctx context.Context, magicLink string, opts DialOptions) (*Conn, *Frame, error) {

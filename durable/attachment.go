@@ -31,6 +31,8 @@ type Attachment struct {
 	Subscribed []string `json:"f,omitempty"`
 	// Receipts asks for an x_receipt per accepted token.
 	Receipts bool `json:"r,omitempty"`
+	// Generation is the magic-link generation that admitted the stream.
+	Generation int64 `json:"g,omitempty"`
 }
 
 // Hears reports whether this connection receives frames of stream from:

@@ -65,8 +65,10 @@ type Conversation struct {
 	log    EventLog
 	buffer *ReplayBuffer
 	seq    int64
-	peers  []*Peer // join order
-	byConn map[string]*Peer
+	// generation is the oldest magic-link generation still admitted.
+	generation int64
+	peers      []*Peer // join order
+	byConn     map[string]*Peer
 }
 
 // NewConversation returns a conversation whose events go to log; its seq and
@@ -74,13 +76,14 @@ type Conversation struct {
 // which must sort in creation order.
 func NewConversation(limits wire.Limits, now func() time.Time, newID func() string, log EventLog) *Conversation {
 	return &Conversation{
-		limits: limits,
-		now:    now,
-		newID:  newID,
-		log:    log,
-		buffer: NewReplayBuffer(limits.ReplayEvents, limits.ReplayBytes, log.Sizes()),
-		seq:    log.LastSeq(),
-		byConn: map[string]*Peer{},
+		limits:     limits,
+		now:        now,
+		newID:      newID,
+		log:        log,
+		buffer:     NewReplayBuffer(limits.ReplayEvents, limits.ReplayBytes, log.Sizes()),
+		seq:        log.LastSeq(),
+		generation: log.LinkGeneration(),
+		byConn:     map[string]*Peer{},
 	}
 }
 
@@ -122,6 +125,10 @@ func (c *Conversation) Streams() []wire.StreamInfo {
 // conversation's connection limit. A takeover of the caller's own stream is
 // always admitted.
 func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
+	if req.LinkGeneration < c.generation {
+		// Admitted by a rotated link that a stale KV read still trusted.
+		return nil, &wire.CloseInvalidMagicLink
+	}
 	takeover := false
 	owned := 0
 	for _, p := range c.peers {
@@ -156,6 +163,7 @@ func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
 		Metadata:   metadata,
 		Subscribed: req.SubscribeStreams,
 		Receipts:   req.Receipts,
+		Generation: req.LinkGeneration,
 	}}, nil
 }
 
@@ -204,6 +212,25 @@ func (c *Conversation) Attach(conversationID string, p *Peer, resumeAfter *int64
 		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, wire.Timestamp(c.now())) })
 	}
 	c.add(p)
+}
+
+// Rotate records that the magic link is now at generation and closes every
+// stream admitted by an older link with 4001 magic_link_rotated; peers see
+// them leave. It reports how many streams it closed.
+func (c *Conversation) Rotate(generation int64) int {
+	if generation <= c.generation {
+		return 0
+	}
+	c.generation = generation
+	c.log.SaveLinkGeneration(generation)
+	closed := 0
+	for _, p := range slices.Clone(c.peers) {
+		if p.Generation < generation {
+			c.Eject(p, wire.CloseMagicLinkRotated)
+			closed++
+		}
+	}
+	return closed
 }
 
 // Receive handles one text message from the socket connID.

@@ -157,6 +157,8 @@ func conversationFetch(args []js.Value) any {
 	case "/streams":
 		body, _ := json.Marshal(o.conv.Streams())
 		return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, body)
+	case wire.RotatePath:
+		return o.rotate(req)
 	}
 	if op, ok := memberOp(u.Path); ok {
 		return o.memberFetch(op, req)
@@ -173,7 +175,7 @@ func (o *object) connect(req js.Value) js.Value {
 	}
 	peer, refusal := o.conv.Admit(join)
 	if refusal != nil {
-		return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, nil)
+		return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, subprotocolHeader(join))
 	}
 	client, server := bridge.WebSocketPair()
 	o.state.Call("acceptWebSocket", server, []any{peer.ConnID})
@@ -181,7 +183,7 @@ func (o *object) connect(req js.Value) js.Value {
 	peer.Socket = s
 	s.Save(peer.Attachment)
 	o.conv.Attach(join.ConversationID, peer, join.ResumeAfter)
-	return bridge.UpgradeResponse(client, nil)
+	return bridge.UpgradeResponse(client, subprotocolHeader(join))
 }
 
 // connID is the hibernation tag of ws, set when it was accepted.

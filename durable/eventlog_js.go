@@ -71,3 +71,12 @@ func (l *sqlEventLog) LastSeq() int64 {
 func (l *sqlEventLog) SaveSeq(seq int64) {
 	l.exec("INSERT OR REPLACE INTO conversation_state (key, value) VALUES ('seq', ?)", float64(seq))
 }
+
+func (l *sqlEventLog) LinkGeneration() int64 {
+	row := l.exec("SELECT coalesce((SELECT value FROM conversation_state WHERE key = 'link_generation'), 0) AS g").Call("one")
+	return int64(row.Get("g").Float())
+}
+
+func (l *sqlEventLog) SaveLinkGeneration(g int64) {
+	l.exec("INSERT OR REPLACE INTO conversation_state (key, value) VALUES ('link_generation', ?)", float64(g))
+}

@@ -18,6 +18,8 @@ type memLog struct {
 	saves   []int64 // every SaveSeq call
 	trims   []int64 // every TrimThrough call
 	appends int
+	// generation is the magic-link generation persisted by SaveLinkGeneration.
+	generation int64
 }
 
 func newMemLog(t *testing.T) *memLog { return &memLog{t: t} }
@@ -64,6 +66,15 @@ func (l *memLog) LastSeq() int64 {
 		last = max(last, l.events[n-1].Seq)
 	}
 	return last
+}
+
+func (l *memLog) LinkGeneration() int64 { return l.generation }
+
+func (l *memLog) SaveLinkGeneration(g int64) {
+	if g <= l.generation {
+		l.t.Errorf("SaveLinkGeneration(%d) after %d: generations only grow", g, l.generation)
+	}
+	l.generation = g
 }
 
 func (l *memLog) SaveSeq(seq int64) {

@@ -25,6 +25,10 @@ type EventLog interface {
 	LastSeq() int64
 	// SaveSeq persists seq when events are not stored.
 	SaveSeq(seq int64)
+	// LinkGeneration returns the newest magic-link generation the
+	// conversation has seen; SaveLinkGeneration persists a newer one.
+	LinkGeneration() int64
+	SaveLinkGeneration(int64)
 }
 
 // EventSize is the bookkeeping entry of one stored event.

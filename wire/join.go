@@ -47,6 +47,35 @@ type Join struct {
 	// SubscribeStreams limits delivery to these stream names; nil is all.
 	SubscribeStreams []string `json:"subscribe_streams,omitempty"`
 	Receipts         bool     `json:"receipts,omitempty"`
+	// LinkGeneration is the generation of the magic link that admitted the
+	// join; a rotation closes every stream of an older generation.
+	LinkGeneration int64 `json:"link_generation,omitempty"`
+	// Subprotocol is the WebSocket subprotocol to select in the 101 ("ams.v1"
+	// when the client offered it), empty otherwise.
+	Subprotocol string `json:"subprotocol,omitempty"`
+}
+
+// Browser join (PROTOCOL §5): a browser cannot set headers on a WebSocket,
+// so it offers the subprotocols "ams.v1" and "ams.bearer.<credential>"; the
+// server selects "ams.v1".
+const (
+	SubprotocolV1     = "ams.v1"
+	SubprotocolBearer = "ams.bearer."
+)
+
+// ParseSubprotocols reads a Sec-WebSocket-Protocol header: the credential
+// offered as a subprotocol, if any, and whether "ams.v1" was offered.
+func ParseSubprotocols(header string) (credential string, offersV1 bool) {
+	for _, p := range strings.Split(header, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == SubprotocolV1:
+			offersV1 = true
+		case strings.HasPrefix(p, SubprotocolBearer) && credential == "":
+			credential = p[len(SubprotocolBearer):]
+		}
+	}
+	return credential, offersV1
 }
 
 // ParseResumeAfter reads X-AMS-Resume-After: a non-negative integer seq.
@@ -84,3 +113,10 @@ func ParseSubscribeStreams(v string, max int) ([]string, bool) {
 	}
 	return names, true
 }
+
+// RotatePath is where the Worker tells a conversation object that its magic
+// link was rotated to the generation in LinkGenerationHeader.
+const (
+	RotatePath           = "/rotate"
+	LinkGenerationHeader = "X-AMS-Link-Generation"
+)

@@ -13,6 +13,8 @@ type MagicLink struct {
 	Namespace string
 	Alias     string
 	Token     string
+	// Extra holds the link's other query parameters (browser-join forms).
+	Extra url.Values
 }
 
 // ParseMagicLink splits a magic link into its parts.
@@ -25,7 +27,14 @@ func ParseMagicLink(link string) (MagicLink, error) {
 	if len(parts) != 3 || parts[1] != "conversations" || u.Host == "" {
 		return MagicLink{}, fmt.Errorf("ams: %q is not a magic link", link)
 	}
-	return MagicLink{Origin: u.Scheme + "://" + u.Host, Namespace: parts[0], Alias: parts[2], Token: u.Query().Get("t")}, nil
+	query := u.Query()
+	token := query.Get("t")
+	query.Del("t")
+	ml := MagicLink{Origin: u.Scheme + "://" + u.Host, Namespace: parts[0], Alias: parts[2], Token: token}
+	if len(query) > 0 {
+		ml.Extra = query
+	}
+	return ml, nil
 }
 
 // String renders the link.
@@ -33,7 +42,12 @@ func (l MagicLink) String() string {
 	return l.Origin + "/" + l.Namespace + "/conversations/" + l.Alias + "?t=" + url.QueryEscape(l.Token)
 }
 
-// ConnectURL is the WebSocket endpoint of the link: its path plus /connect.
+// ConnectURL is the WebSocket endpoint of the link: its path plus /connect,
+// keeping any extra query parameters.
 func (l MagicLink) ConnectURL() string {
-	return l.Origin + "/" + l.Namespace + "/conversations/" + l.Alias + "/connect?t=" + url.QueryEscape(l.Token)
+	u := l.Origin + "/" + l.Namespace + "/conversations/" + l.Alias + "/connect?t=" + url.QueryEscape(l.Token)
+	if len(l.Extra) > 0 {
+		u += "&" + l.Extra.Encode()
+	}
+	return u
 }

@@ -61,7 +61,12 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {
 		return join, &wire.CloseInvalidMagicLink, nil
 	}
-	acc, err := s.authenticate(ctx, bearer(r))
+	credential := bearer(r)
+	offered, _ := wire.ParseSubprotocols(r.Header.Get("Sec-WebSocket-Protocol"))
+	if credential == "" {
+		credential = offered
+	}
+	acc, err := s.authenticate(ctx, credential)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return join, &wire.CloseInvalidCredential, nil
@@ -96,6 +101,8 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 		ResumeAfter:      resumeAfter,
 		SubscribeStreams: subscribe,
 		Receipts:         wire.ParseSelfSubscribe(streamParam(r, wire.HeaderReceipts)),
+		LinkGeneration:   rec.LinkGeneration,
+		Subprotocol:      Subprotocol(r),
 	}, nil, nil
 }
 
@@ -106,4 +113,13 @@ func streamParam(r *http.Request, header string) string {
 		return v
 	}
 	return r.URL.Query().Get(wire.QueryForms[header])
+}
+
+// Subprotocol is the subprotocol the 101 must select: "ams.v1" when the
+// client offered it (a browser join), else none.
+func Subprotocol(r *http.Request) string {
+	if _, v1 := wire.ParseSubprotocols(r.Header.Get("Sec-WebSocket-Protocol")); v1 {
+		return wire.SubprotocolV1
+	}
+	return ""
 }

@@ -301,6 +301,7 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 		Join: &wire.Join{
 			ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID, StreamName: name,
 			Metadata: metadata, SelfSubscribe: in.SelfSubscribe, SubscribeStreams: subscribe,
+			LinkGeneration: rec.LinkGeneration,
 		},
 	})
 	if err != nil {

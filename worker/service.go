@@ -23,6 +23,8 @@ type Objects interface {
 	Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error)
 	// Member runs an MCP member operation (wire.MemberPath + op).
 	Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error)
+	// Rotate closes the streams admitted by links older than generation.
+	Rotate(ctx context.Context, conversationID string, generation int64) error
 }
 
 // Service serves the control plane.
@@ -54,6 +56,7 @@ var Routes = []Route{
 	{"/v1/accounts", map[string]handler{"POST": (*Service).createAccount}},
 	{"/v1/{ns}/conversations", map[string]handler{"POST": (*Service).createConversation}},
 	{"/v1/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).getConversation}},
+	{"/v1/{ns}/conversations/{alias}/rotate", map[string]handler{"POST": (*Service).rotateLink}},
 	{"/{ns}/conversations/{alias}/connect", map[string]handler{"GET": (*Service).connectWithoutUpgrade}},
 	{"/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).linkPage, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
 	{"/mcp", map[string]handler{"POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},

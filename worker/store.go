@@ -35,6 +35,8 @@ type ConversationRecord struct {
 	PermissiveTokenHash string          `json:"permissive_token_hash"`
 	Metadata            json.RawMessage `json:"metadata"`
 	CreatedAt           string          `json:"created_at"`
+	// LinkGeneration counts rotations of the magic link (extension).
+	LinkGeneration int64 `json:"link_generation,omitempty"`
 }
 
 func accountKey(id string) string           { return "account:" + id }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"syscall/js"
 	"time"
 
@@ -50,7 +51,11 @@ func fetch(args []js.Value) (js.Value, error) {
 	if IsConnect(req) {
 		join, refusal := svc.Admit(req)
 		if refusal != nil {
-			return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, nil), nil
+			var header http.Header
+			if sub := Subprotocol(req); sub != "" {
+				header = http.Header{"Sec-WebSocket-Protocol": {sub}}
+			}
+			return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, header), nil
 		}
 		return forwardJoin(env, join)
 	}
@@ -96,8 +101,14 @@ type conversationObjects struct{}
 
 func (conversationObjects) Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error) {
 	var streams []wire.StreamInfo
-	err := callObject(ctx, conversationID, http.MethodGet, "/streams", nil, &streams)
+	err := callObject(ctx, conversationID, http.MethodGet, "/streams", nil, &streams, nil)
 	return streams, err
+}
+
+func (conversationObjects) Rotate(ctx context.Context, conversationID string, generation int64) error {
+	var reply struct{ Closed int }
+	return callObject(ctx, conversationID, http.MethodPost, wire.RotatePath, nil, &reply,
+		http.Header{wire.LinkGenerationHeader: {strconv.FormatInt(generation, 10)}})
 }
 
 func (conversationObjects) Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
@@ -106,11 +117,11 @@ func (conversationObjects) Member(ctx context.Context, op string, call wire.Memb
 	if err != nil {
 		return reply, err
 	}
-	err = callObject(ctx, call.ConversationID, http.MethodPost, wire.MemberPath+op, body, &reply)
+	err = callObject(ctx, call.ConversationID, http.MethodPost, wire.MemberPath+op, body, &reply, nil)
 	return reply, err
 }
 
-func callObject(ctx context.Context, conversationID, method, path string, body []byte, into any) error {
+func callObject(ctx context.Context, conversationID, method, path string, body []byte, into any, header http.Header) error {
 	ns, err := cloudflare.NewDurableObjectNamespace(ConversationBinding)
 	if err != nil {
 		return err
@@ -126,6 +137,9 @@ func callObject(ctx context.Context, conversationID, method, path string, body [
 	req, err := http.NewRequestWithContext(ctx, method, internalOrigin+path, reader)
 	if err != nil {
 		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	res, err := stub.Fetch(req)
 	if err != nil {
