@@ -4,7 +4,7 @@ GOROOT := $(shell go env GOROOT)
 WRANGLER := node_modules/.bin/wrangler
 PORT ?= 8787
 
-.PHONY: dev build test test-unit test-e2e deploy dry-run deps check-compat bench clean
+.PHONY: dev build test test-unit test-e2e fuzz deploy dry-run deps check-compat bench clean
 
 deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
@@ -37,6 +37,16 @@ test-unit:
 
 test-e2e: deps build
 	go test -tags e2e -count=1 -timeout 20m ./e2e/...
+
+# Every fuzz target, each for FUZZTIME, starting from its committed corpus.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in ./wire ./worker ./durable; do \
+	  for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 dry-run: deps build
 	$(WRANGLER) deploy --dry-run --outdir build/dist

@@ -3,8 +3,14 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +118,48 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestSocketKilledMidFrame opens a raw connection, starts a frame it never
+// finishes, and drops the TCP connection: the stream leaves and the others
+// are served as before.
+func TestSocketKilledMidFrame(t *testing.T) {
+	r := newRoom(t)
+	watcher, _ := r.join(t, newAccount(t), "watcher")
+	link, _ := client.ParseMagicLink(r.conv.MagicLink)
+	u, _ := url.Parse(broker.URL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 16)
+	rand.Read(key)
+	fmt.Fprintf(conn, "GET /%s/conversations/%s/connect?t=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\nX-AMS-Stream-Name: doomed\r\n\r\n",
+		link.Namespace, link.Alias, url.QueryEscape(link.Token), u.Host, base64.StdEncoding.EncodeToString(key), r.owner.Credential)
+	reader := bufio.NewReader(conn)
+	res, err := http.ReadResponse(reader, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("raw upgrade: %v %v", res, err)
+	}
+	if sj := next(t, watcher, wire.TypeStreamJoined); sj.StreamName != "doomed" {
+		t.Fatalf("watcher: %s", sj.Raw)
+	}
+	// A masked text frame announcing 200 bytes, of which 10 are sent.
+	frame := []byte{0x81, 0x80 | 126, 0, 200, 1, 2, 3, 4}
+	frame = append(frame, []byte(`{"type":"t`)...)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	conn.Close()
+	if left := next(t, watcher, wire.TypeStreamLeft); left.StreamName != "doomed" {
+		t.Fatalf("watcher: %s", left.Raw)
+	}
+	speaker, _ := r.join(t, r.owner, "speaker")
+	next(t, watcher, wire.TypeStreamJoined)
+	speaker.SendToken(testContext(t, 5*time.Second), "still serving")
+	if tok := next(t, watcher, wire.TypeToken); *tok.Data != "still serving" {
+		t.Fatalf("after the killed socket: %s", tok.Raw)
+	}
 }
