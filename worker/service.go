@@ -43,23 +43,42 @@ type Service struct {
 type Route struct {
 	Pattern string
 	Methods map[string]handler
+	// Doc, when set, puts the route in the page's protocol section: what it
+	// does, and the example request (Example, a JSON body or a header list).
+	Doc     string
+	Example string
+	// Public routes hold no secrets and serve even without the peppers.
+	Public bool
 }
 
 type handler func(s *Service, w http.ResponseWriter, r *http.Request, p params)
 
 // params holds the {ns} and {alias} segments of a matched route.
-type params struct{ ns, alias string }
+type params struct{ ns, alias, asset string }
 
-// Routes is the control-plane API, in PROTOCOL §2 order.
-var Routes = []Route{
-	{"/healthz", map[string]handler{"GET": (*Service).healthz, "HEAD": (*Service).healthz}},
-	{"/v1/accounts", map[string]handler{"POST": (*Service).createAccount}},
-	{"/v1/{ns}/conversations", map[string]handler{"POST": (*Service).createConversation}},
-	{"/v1/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).getConversation}},
-	{"/v1/{ns}/conversations/{alias}/rotate", map[string]handler{"POST": (*Service).rotateLink}},
-	{"/{ns}/conversations/{alias}/connect", map[string]handler{"GET": (*Service).connectWithoutUpgrade}},
-	{"/{ns}/conversations/{alias}", map[string]handler{"GET": (*Service).linkPage, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
-	{"/mcp", map[string]handler{"POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
+// Routes is the API, in PROTOCOL §2 order. It is filled in init because
+// the home page renders it.
+var Routes []Route
+
+func init() {
+	Routes = []Route{
+		{Pattern: "/", Methods: map[string]handler{"GET": (*Service).homePage, "HEAD": (*Service).homePage}, Public: true},
+		{Pattern: "/site/{asset}", Methods: map[string]handler{"GET": (*Service).siteAsset}, Public: true},
+		{Pattern: "/healthz", Methods: map[string]handler{"GET": (*Service).healthz, "HEAD": (*Service).healthz},
+			Doc: "Liveness probe; names the host you called.", Public: true},
+		{Pattern: "/v1/accounts", Methods: map[string]handler{"POST": (*Service).createAccount},
+			Doc: "Create an account under a namespace. The credential comes back exactly once.", Example: `{"namespace":"demo-9421"}`},
+		{Pattern: "/v1/{ns}/conversations", Methods: map[string]handler{"POST": (*Service).createConversation},
+			Doc: "Mint a conversation in your namespace (bearer). The magic link comes back: share it.", Example: `{}`},
+		{Pattern: "/v1/{ns}/conversations/{alias}", Methods: map[string]handler{"GET": (*Service).getConversation},
+			Doc: "Inspect a conversation and its live streams (?t= or the owner's bearer)."},
+		{Pattern: "/v1/{ns}/conversations/{alias}/rotate", Methods: map[string]handler{"POST": (*Service).rotateLink}},
+		{Pattern: "/{ns}/conversations/{alias}/connect", Methods: map[string]handler{"GET": (*Service).connectWithoutUpgrade},
+			Doc:     "Append /connect to a magic link and upgrade to WebSocket: tokens in, tokens out.",
+			Example: "Authorization: Bearer ams_sk_…\nX-AMS-Stream-Name: agent-a"},
+		{Pattern: "/{ns}/conversations/{alias}", Methods: map[string]handler{"GET": (*Service).linkPage, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
+		{Pattern: "/mcp", Methods: map[string]handler{"POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
+	}
 }
 
 // ServeHTTP routes r. CORS is open: the API authenticates with bearer
@@ -89,7 +108,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, wire.ErrMethodNotAllowed, r.Method+" is not allowed on "+route.Pattern)
 			return
 		}
-		if route.Pattern != "/healthz" && !s.Peppers.Complete() {
+		if !route.Public && !s.Peppers.Complete() {
 			writeError(w, wire.ErrServerMisconfigured, "the deployment lacks AMS_CREDENTIAL_PEPPER or AMS_PERMISSIVE_TOKEN_PEPPER")
 			return
 		}
@@ -124,6 +143,8 @@ func match(pattern, path string) (params, bool) {
 			p.ns = got[i]
 		case "{alias}":
 			p.alias = got[i]
+		case "{asset}":
+			p.asset = got[i]
 		default:
 			if seg != got[i] {
 				return p, false

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestConfigPath(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		vars map[string]string
+		want string
+	}{
+		{"/f.json", map[string]string{"AMS_CONFIG": "/e.json", "XDG_CONFIG_HOME": "/x"}, "/f.json"},
+		{"", map[string]string{"AMS_CONFIG": "/e.json", "XDG_CONFIG_HOME": "/x"}, "/e.json"},
+		{"", map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/x/ams/config.json"},
+		{"", map[string]string{"HOME": "/h"}, "/h/.config/ams/config.json"},
+	} {
+		got, err := configPath(tc.flag, envOf(tc.vars))
+		if err != nil || got != tc.want {
+			t.Errorf("configPath(%q, %v) = %q, %v; want %q", tc.flag, tc.vars, got, err, tc.want)
+		}
+	}
+}
+
+func TestStatePath(t *testing.T) {
+	got, _ := statePath(envOf(map[string]string{"HOME": "/h"}))
+	if got != "/h/.local/state/ams/resume.json" {
+		t.Fatal(got)
+	}
+	got, _ = statePath(envOf(map[string]string{"HOME": "/h", "XDG_STATE_HOME": "/s"}))
+	if got != "/s/ams/resume.json" {
+		t.Fatal(got)
+	}
+}
+
+func TestSaveConfigIsPrivateAndRoundTrips(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "config.json")
+	c := &Config{Current: "demo", Accounts: map[string]ConfigAccount{"demo": {Host: "http://h", AccountID: "acc_1", Credential: "ams_sk_x"}}}
+	if err := saveConfig(path, c); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("config mode %v, want 0600", info.Mode().Perm())
+	}
+	back, err := loadConfig(path)
+	if err != nil || back.Accounts["demo"].Credential != "ams_sk_x" || back.Current != "demo" {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	missing, err := loadConfig(filepath.Join(t.TempDir(), "none.json"))
+	if err != nil || len(missing.Accounts) != 0 {
+		t.Fatalf("a missing config should be empty: %+v %v", missing, err)
+	}
+}
+
+func TestResolveIdentity(t *testing.T) {
+	c := &Config{Current: "demo", Accounts: map[string]ConfigAccount{
+		"demo":  {Host: "http://saved:1", Credential: "ams_sk_file"},
+		"other": {Host: "https://other", Credential: "ams_sk_other"},
+	}}
+	id := resolveIdentity(c, "", "", envOf(nil))
+	if id.Credential != "ams_sk_file" || id.Host != "http://saved:1" || id.Namespace != "demo" {
+		t.Fatalf("from file: %+v", id)
+	}
+	id = resolveIdentity(c, "", "", envOf(map[string]string{"AMS_CREDENTIAL": "ams_sk_env"}))
+	if id.Credential != "ams_sk_env" || id.Host != "http://saved:1" {
+		t.Fatalf("env must win over the file: %+v", id)
+	}
+	id = resolveIdentity(c, "localhost:9/", "other", envOf(nil))
+	if id.Credential != "ams_sk_other" || id.Host != "http://localhost:9" || id.Namespace != "other" {
+		t.Fatalf("--namespace and --host: %+v", id)
+	}
+	id = resolveIdentity(&Config{}, "", "", envOf(map[string]string{"AMS_NAMESPACE": "n"}))
+	if id.Host != DefaultHost || id.Namespace != "n" || id.requireCredential() == nil {
+		t.Fatalf("empty config: %+v", id)
+	}
+}
+
+func TestRecordPositionKeepsOtherEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resume.json")
+	a, _ := parseLink("http://h/ns/conversations/a?t=tok-secret")
+	rotated, _ := parseLink("http://h/ns/conversations/a?t=two")
+	b, _ := parseLink("http://h/ns/conversations/b?t=x")
+	if err := recordPosition(path, a, "join", "alice", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordPosition(path, b, "tail", "bob", 3); err != nil {
+		t.Fatal(err)
+	}
+	st, err := loadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Seqs[seqKey(rotated, "alice")] != 7 || st.Names[nameKey(rotated, "join")] != "alice" {
+		t.Fatalf("a rotated link should find its position: %+v", st)
+	}
+	if st.Seqs[seqKey(b, "bob")] != 3 || st.Names[nameKey(b, "join")] != "" {
+		t.Fatalf("entries mixed up: %+v", st)
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Contains(string(raw), "tok-secret") {
+		t.Fatalf("the state file must not hold the link's token: %s", raw)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Fatalf("state mode %v", info.Mode().Perm())
+	}
+}

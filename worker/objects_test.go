@@ -1,0 +1,362 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/durable"
+	"github.com/ams-dev/ams/wire"
+)
+
+// The worker tests reach conversation objects through fakeObjects, which
+// delegates to a real durable.Conversation per conversation, over in-memory
+// storage. Its member operations mirror members_js.go (which only builds
+// for js/wasm): the same calls on the same Conversation, the same refusal
+// codes, the same long-poll. Calls and replies cross JSON as they cross
+// HTTP in production.
+
+// memEventLog is an in-memory durable.EventLog.
+type memEventLog struct {
+	events     []durable.Event
+	saved      int64
+	generation int64
+}
+
+func (l *memEventLog) Append(e durable.Event) {
+	e.Frame = slices.Clone(e.Frame)
+	l.events = append(l.events, e)
+}
+
+func (l *memEventLog) Since(after int64) []durable.Event {
+	var out []durable.Event
+	for _, e := range l.events {
+		if e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (l *memEventLog) TrimThrough(seq int64) {
+	l.events = slices.DeleteFunc(l.events, func(e durable.Event) bool { return e.Seq <= seq })
+}
+
+func (l *memEventLog) Sizes() []durable.EventSize {
+	out := make([]durable.EventSize, len(l.events))
+	for i, e := range l.events {
+		out[i] = durable.EventSize{Seq: e.Seq, Size: len(e.Frame)}
+	}
+	return out
+}
+
+func (l *memEventLog) LastSeq() int64 {
+	if n := len(l.events); n > 0 {
+		return max(l.saved, l.events[n-1].Seq)
+	}
+	return l.saved
+}
+
+func (l *memEventLog) SaveSeq(seq int64)          { l.saved = seq }
+func (l *memEventLog) LinkGeneration() int64      { return l.generation }
+func (l *memEventLog) SaveLinkGeneration(g int64) { l.generation = g }
+
+// memMemberStore is an in-memory durable.MemberStore.
+type memMemberStore struct {
+	rows map[string]durable.MemberRecord
+}
+
+func (l *memMemberStore) Delete(connID string)       { delete(l.rows, connID) }
+func (l *memMemberStore) Put(r durable.MemberRecord) { l.rows[r.ConnID] = r }
+
+func (l *memMemberStore) List() []durable.MemberRecord {
+	var out []durable.MemberRecord
+	for _, r := range l.rows {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b durable.MemberRecord) int {
+		if a.ConnID < b.ConnID {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// wsSocket is a WebSocket peer as the conversation drives it.
+type wsSocket struct {
+	mu     sync.Mutex
+	sent   []string
+	closes []wire.Close
+}
+
+func (s *wsSocket) Send(o *durable.Outbound) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, string(o.Text))
+}
+
+func (s *wsSocket) Close(c wire.Close) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closes = append(s.closes, c)
+}
+
+func (s *wsSocket) Save(durable.Attachment) {}
+
+func (s *wsSocket) frames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
+}
+
+func (s *wsSocket) closed() []wire.Close {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.closes)
+}
+
+func (s *wsSocket) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent, s.closes = nil, nil
+}
+
+// fakeConversation is one conversation object.
+type fakeConversation struct {
+	conv    *durable.Conversation
+	log     *memEventLog
+	members *memMemberStore
+	waiters []chan struct{}
+}
+
+// memberCall is one member operation as the fake received it.
+type memberCall struct {
+	op   string
+	call wire.MemberCall
+}
+
+type fakeObjects struct {
+	t      *testing.T
+	limits wire.Limits
+	// maxWait bounds the fake's long-poll, whatever wait_ms says.
+	maxWait time.Duration
+
+	mu        sync.Mutex
+	next      int
+	convs     map[string]*fakeConversation
+	calls     []memberCall
+	rotations []int64
+}
+
+func newFakeObjects(t *testing.T, limits wire.Limits) *fakeObjects {
+	return &fakeObjects{t: t, limits: limits, maxWait: 2 * time.Second, convs: map[string]*fakeConversation{}}
+}
+
+// get returns the conversation object of id; the caller holds o.mu.
+func (o *fakeObjects) get(id string) *fakeConversation {
+	if c := o.convs[id]; c != nil {
+		return c
+	}
+	c := &fakeConversation{log: &memEventLog{}, members: &memMemberStore{rows: map[string]durable.MemberRecord{}}}
+	c.conv = durable.NewConversation(o.limits, time.Now, func() string {
+		o.next++
+		return fmt.Sprintf("conn%06d", o.next)
+	}, c.log)
+	c.conv.OnEmit = func() {
+		for _, ch := range c.waiters {
+			close(ch)
+		}
+		c.waiters = nil
+	}
+	o.convs[id] = c
+	return c
+}
+
+func (o *fakeObjects) Streams(_ context.Context, conversationID string) ([]wire.StreamInfo, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.get(conversationID).conv.Streams(), nil
+}
+
+func (o *fakeObjects) Rotate(_ context.Context, conversationID string, generation int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rotations = append(o.rotations, generation)
+	o.get(conversationID).conv.Rotate(generation)
+	return nil
+}
+
+func (o *fakeObjects) Member(_ context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
+	raw, err := json.Marshal(call)
+	if err != nil {
+		return wire.MemberReply{}, err
+	}
+	var sent wire.MemberCall
+	if err := json.Unmarshal(raw, &sent); err != nil {
+		o.t.Errorf("member call does not survive JSON: %v", err)
+	}
+	o.mu.Lock()
+	o.calls = append(o.calls, memberCall{op, sent})
+	c := o.get(sent.ConversationID)
+	reply := o.member(c, op, sent)
+	if op == "recv" && reply.Error == "" && len(reply.Frames) == 0 && sent.WaitMS > 0 {
+		ch := make(chan struct{})
+		c.waiters = append(c.waiters, ch)
+		o.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(min(time.Duration(min(sent.WaitMS, wire.MaxMemberWait))*time.Millisecond, o.maxWait)):
+		}
+		o.mu.Lock()
+		next := sent
+		next.Cursor = &reply.Cursor
+		reply = o.member(c, op, next)
+	}
+	o.mu.Unlock()
+	raw, _ = json.Marshal(reply)
+	var back wire.MemberReply
+	if err := json.Unmarshal(raw, &back); err != nil {
+		o.t.Errorf("member reply does not survive JSON: %v", err)
+	}
+	return back, nil
+}
+
+// member is members_js.go's (*object).member over the fake.
+func (o *fakeObjects) member(c *fakeConversation, op string, call wire.MemberCall) wire.MemberReply {
+	refused := func(e *wire.Error, cl *wire.Close) wire.MemberReply {
+		if e != nil {
+			return wire.MemberReply{Error: e.Code, Message: "the caller has not joined this stream through MCP"}
+		}
+		return wire.MemberReply{Error: cl.Reason, Message: "refused"}
+	}
+	switch op {
+	case "join":
+		if call.Join == nil {
+			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "join is missing"}
+		}
+		joined, refusal := c.conv.JoinMember(c.members, call.ConversationID, *call.Join)
+		if refusal != nil {
+			return refused(nil, refusal)
+		}
+		return wire.MemberReply{Joined: joined, Cursor: c.conv.Seq()}
+	case "send":
+		if call.Data == nil {
+			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "data is missing"}
+		}
+		seq, e, cl := c.conv.MemberSend(call.AccountID, call.StreamID, *call.Data)
+		if e != nil || cl != nil {
+			return refused(e, cl)
+		}
+		return wire.MemberReply{Seq: seq}
+	case "metadata":
+		if !wire.IsJSONObject(call.Metadata) {
+			return wire.MemberReply{Error: wire.ErrInvalidMetadata.Code, Message: "metadata must be a JSON object"}
+		}
+		seq, e := c.conv.MemberSetMetadata(call.AccountID, call.StreamID, call.Metadata)
+		if e != nil {
+			return refused(e, nil)
+		}
+		return wire.MemberReply{Seq: seq}
+	case "recv":
+		r, e := c.conv.MemberRecv(call.AccountID, call.StreamID, call.Cursor)
+		if e != nil {
+			return refused(e, nil)
+		}
+		reply := wire.MemberReply{Cursor: r.Cursor, Truncated: r.Truncated}
+		for _, f := range r.Frames {
+			reply.Frames = append(reply.Frames, json.RawMessage(f))
+		}
+		return reply
+	case "leave":
+		if e := c.conv.MemberLeave(call.AccountID, call.StreamID); e != nil {
+			return refused(e, nil)
+		}
+		return wire.MemberReply{}
+	}
+	return wire.MemberReply{Error: wire.ErrNotFound.Code, Message: "no member operation " + op}
+}
+
+// lastCall returns the last member call of op.
+func (o *fakeObjects) lastCall(op string) (wire.MemberCall, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.calls) - 1; i >= 0; i-- {
+		if o.calls[i].op == op {
+			return o.calls[i].call, true
+		}
+	}
+	return wire.MemberCall{}, false
+}
+
+// wsPeer is a WebSocket stream admitted through Service.Admit and attached
+// to the conversation object, as worker_js.go and conversation_js.go do.
+type wsPeer struct {
+	o      *fakeObjects
+	convID string
+	connID string
+	join   wire.Join
+	sock   *wsSocket
+}
+
+// connectWS admits r through the Service and attaches it; it fails the test
+// on a refusal.
+func (o *fakeObjects) connectWS(t *testing.T, s *Service, r *http.Request) *wsPeer {
+	t.Helper()
+	join, refusal := s.Admit(r)
+	if refusal != nil {
+		t.Fatalf("Admit refused %+v", *refusal)
+	}
+	peer, closeCode := o.attach(join)
+	if closeCode != nil {
+		t.Fatalf("conversation refused %+v", *closeCode)
+	}
+	return peer
+}
+
+func (o *fakeObjects) attach(join wire.Join) (*wsPeer, *wire.Close) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.get(join.ConversationID)
+	p, refusal := c.conv.Admit(join)
+	if refusal != nil {
+		return nil, refusal
+	}
+	sock := &wsSocket{}
+	p.Socket = sock
+	c.conv.Attach(join.ConversationID, p, join.ResumeAfter)
+	return &wsPeer{o: o, convID: join.ConversationID, connID: p.ConnID, join: join, sock: sock}, nil
+}
+
+// emit sends a text message from the peer's socket.
+func (p *wsPeer) emit(msg string) {
+	p.o.mu.Lock()
+	defer p.o.mu.Unlock()
+	p.o.get(p.convID).conv.Receive(p.connID, []byte(msg))
+}
+
+func (p *wsPeer) token(data string) {
+	raw, _ := json.Marshal(map[string]string{"type": "token", "data": data})
+	p.emit(string(raw))
+}
+
+// framesOf decodes the frames of type typ the socket received.
+func (p *wsPeer) framesOf(t *testing.T, typ string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, text := range p.sock.frames() {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(text), &m); err != nil {
+			t.Fatalf("frame %q: %v", text, err)
+		}
+		if m["type"] == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
