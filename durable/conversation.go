@@ -58,6 +58,10 @@ type Conversation struct {
 	// OnEmit, if set, runs after every event: MCP members waiting in a
 	// long-poll read from the log then.
 	OnEmit func()
+	// Broadcast, if set, sends one event's frame to all its recipients at
+	// once (the workerd adapter crosses into JS once per frame, not once per
+	// socket); otherwise each recipient's Send is called in turn.
+	Broadcast func(out *Outbound, to []Socket)
 
 	limits wire.Limits
 	now    func() time.Time
@@ -69,6 +73,7 @@ type Conversation struct {
 	generation int64
 	peers      []*Peer // join order
 	byConn     map[string]*Peer
+	to         []Socket // emit's recipients, reused
 }
 
 // NewConversation returns a conversation whose events go to log; its seq and
@@ -314,11 +319,21 @@ func (c *Conversation) emit(from *Peer, encode func(seq int64) []byte) int64 {
 		c.log.SaveSeq(c.seq)
 	}
 	out := &Outbound{Text: frame}
+	to := c.to[:0]
 	for _, p := range c.peers {
 		if p.Hears(from.StreamID, from.Name) {
-			p.Socket.Send(out)
+			to = append(to, p.Socket)
 		}
 	}
+	if c.Broadcast != nil {
+		c.Broadcast(out, to)
+	} else {
+		for _, s := range to {
+			s.Send(out)
+		}
+	}
+	clear(to) // holds no socket past the event
+	c.to = to
 	if c.OnEmit != nil {
 		c.OnEmit()
 	}

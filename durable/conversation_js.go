@@ -15,24 +15,35 @@ import (
 )
 
 // objects holds the Go side of every conversation object alive in this
-// isolate, keyed by Durable Object id. An entry is valid for one incarnation
-// of the JS object: after hibernation the runtime constructs a new one and
-// the entry is rebuilt from the sockets' attachments.
-var objects = map[string]*object{}
+// isolate, keyed by the incarnation number entry.mjs gives each JS object
+// and passes with every event, so finding it costs no call into JS. After
+// hibernation the runtime constructs a new JS object; its first event
+// rebuilds the entry from the sockets' attachments and drops the entry of
+// the previous incarnation of the same Durable Object id.
+var (
+	objects      = map[int]*object{}
+	incarnations = map[string]int{} // Durable Object id -> live incarnation
+)
 
 type object struct {
+	id          string
 	incarnation int
 	state       js.Value // DurableObjectState
+	sql         sqlStorage
+	texts       jsTexts
+	sendArgs    []any // bridge.SendAll's arguments, reused
 	conv        *Conversation
 	members     *sqlMemberStore
 	memberIdle  time.Duration
 	waiters     []chan struct{} // MCP reads waiting for the next event
 }
 
-// Register exports the Durable Object's handlers to build/entry.mjs.
+// Register exports the Durable Object's handlers to build/entry.mjs. Each
+// takes the JS object and its incarnation first; socket events then take the
+// socket's hibernation tag (its connection id), which entry.mjs reads.
 func Register() {
 	bridge.Export("conversationFetch", conversationFetch, func(args []js.Value) any {
-		forget(args[0])
+		forget(args)
 		return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
 			[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
 	})
@@ -40,7 +51,7 @@ func Register() {
 	bridge.Export("conversationClose", conversationClose, closeOnPanic)
 	bridge.Export("conversationError", conversationError, closeOnPanic)
 	bridge.Export("conversationAlarm", conversationAlarm, func(args []js.Value) any {
-		forget(args[0])
+		forget(args)
 		return nil
 	})
 }
@@ -49,43 +60,59 @@ func Register() {
 // be inconsistent, so it is rebuilt from the attachments, and the socket is
 // closed 4500 with a stream_left to its peers.
 func closeOnPanic(args []js.Value) any {
-	self, ws := args[0], args[1]
-	forget(self)
-	o := load(self)
-	if p := o.conv.Peer(o.connID(ws)); p != nil {
+	forget(args)
+	o := load(args)
+	tag := tagOf(args[2])
+	if p := o.conv.Peer(tag); p != nil {
 		o.conv.Eject(p, wire.CloseInternalError)
-	} else {
-		bridge.CloseWebSocket(ws, wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
+		return nil
+	}
+	sockets := o.state.Call("getWebSockets", tag)
+	for i := 0; i < sockets.Length(); i++ {
+		bridge.CloseWebSocket(sockets.Index(i), wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
 	}
 	return nil
 }
 
-func forget(self js.Value) {
-	delete(objects, self.Get("ctx").Get("id").Call("toString").String())
+func forget(args []js.Value) {
+	delete(objects, args[1].Int())
 }
 
-// load returns the conversation of the JS object self, rebuilding it from
-// getWebSockets() on the first event of an incarnation.
-func load(self js.Value) *object {
-	state := self.Get("ctx")
-	id := state.Get("id").Call("toString").String()
-	incarnation := self.Get("incarnation").Int()
-	if o := objects[id]; o != nil && o.incarnation == incarnation {
+// tagOf is a socket's hibernation tag as entry.mjs passed it.
+func tagOf(v js.Value) string {
+	if v.Type() != js.TypeString {
+		return ""
+	}
+	return v.String()
+}
+
+// load returns the conversation of the JS object args[0], of incarnation
+// args[1], rebuilding it from getWebSockets() on the incarnation's first event.
+func load(args []js.Value) *object {
+	incarnation := args[1].Int()
+	if o := objects[incarnation]; o != nil {
 		return o
 	}
+	self := args[0]
+	state := self.Get("ctx")
+	id := state.Get("id").Call("toString").String()
+	delete(objects, incarnations[id])
 	env := bridge.Env(self.Get("env"))
 	limits := wire.LimitsFromEnv(env)
 	o := &object{
+		id:          id,
 		incarnation: incarnation,
 		state:       state,
-		conv: NewConversation(limits, time.Now, func() string { return ulid.Make().String() },
-			newSQLEventLog(state.Get("storage"))),
-		members:    newSQLMemberStore(state.Get("storage")),
-		memberIdle: time.Duration(limits.MemberIdleSeconds) * time.Second,
+		sql:         newSQLStorage(state.Get("storage")),
+		members:     newSQLMemberStore(state.Get("storage")),
+		memberIdle:  time.Duration(limits.MemberIdleSeconds) * time.Second,
 	}
+	o.conv = NewConversation(limits, time.Now, func() string { return ulid.Make().String() },
+		newSQLEventLog(o.sql, &o.texts))
 	o.conv.OnEmit = o.wake
+	o.conv.Broadcast = o.broadcast
 	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"
-	o.sql("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
+	o.sql.Exec("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)
 	peers := append(o.restorePeers(), RestoreMembers(o.members)...)
@@ -94,7 +121,8 @@ func load(self js.Value) *object {
 		// Operators (and the hibernation test) see each wake-up; ids only.
 		fmt.Printf("ams: conversation object woke with %d streams %v\n", len(peers), streamIDs(peers))
 	}
-	objects[id] = o
+	objects[incarnation] = o
+	incarnations[id] = incarnation
 	return o
 }
 
@@ -126,18 +154,13 @@ func (o *object) restorePeers() []*Peer {
 		if a.MetadataStored {
 			a.Metadata = o.storedMetadata(a.ConnID)
 		}
-		peers = append(peers, &Peer{Attachment: a, Socket: &socket{ws: ws, owner: o, connID: a.ConnID, stored: a.MetadataStored}})
+		peers = append(peers, &Peer{Attachment: a, Socket: newSocket(ws, o, a.ConnID, a.MetadataStored)})
 	}
 	return peers
 }
 
-func (o *object) sql(query string, bindings ...any) js.Value {
-	args := append([]any{query}, bindings...)
-	return o.state.Get("storage").Get("sql").Call("exec", args...)
-}
-
 func (o *object) storedMetadata(connID string) json.RawMessage {
-	rows := o.sql("SELECT metadata FROM stream_metadata WHERE conn_id = ?", connID).Call("toArray")
+	rows := o.sql.Exec("SELECT metadata FROM stream_metadata WHERE conn_id = ?", connID).Call("toArray")
 	if rows.Length() == 0 {
 		return json.RawMessage(wire.EmptyObject)
 	}
@@ -145,8 +168,8 @@ func (o *object) storedMetadata(connID string) json.RawMessage {
 }
 
 func conversationFetch(args []js.Value) any {
-	o := load(args[0])
-	req := args[1]
+	o := load(args)
+	req := args[2]
 	u, err := url.Parse(req.Get("url").String())
 	if err != nil {
 		return bridge.NewResponse(http.StatusBadRequest, nil, nil)
@@ -179,26 +202,17 @@ func (o *object) connect(req js.Value) js.Value {
 	}
 	client, server := bridge.WebSocketPair()
 	o.state.Call("acceptWebSocket", server, []any{peer.ConnID})
-	s := &socket{ws: server, owner: o, connID: peer.ConnID}
+	s := newSocket(server, o, peer.ConnID, false)
 	peer.Socket = s
 	s.Save(peer.Attachment)
 	o.conv.Attach(join.ConversationID, peer, join.ResumeAfter)
 	return bridge.UpgradeResponse(client, subprotocolHeader(join))
 }
 
-// connID is the hibernation tag of ws, set when it was accepted.
-func (o *object) connID(ws js.Value) string {
-	tags := o.state.Call("getTags", ws)
-	if tags.Length() == 0 {
-		return ""
-	}
-	return tags.Index(0).String()
-}
-
+// conversationMessage takes (self, incarnation, tag, message).
 func conversationMessage(args []js.Value) any {
-	o := load(args[0])
-	ws, msg := args[1], args[2]
-	id := o.connID(ws)
+	o := load(args)
+	id, msg := tagOf(args[2]), args[3]
 	if msg.Type() == js.TypeString {
 		o.conv.Receive(id, []byte(msg.String()))
 	} else {
@@ -207,19 +221,20 @@ func conversationMessage(args []js.Value) any {
 	return nil
 }
 
-// conversationClose handles a client's close: the stream leaves, and the
-// close is reciprocated, which the Hibernation API leaves to the object.
+// conversationClose takes (self, incarnation, tag, ws, code, reason): the
+// stream leaves, and the close is reciprocated, which the Hibernation API
+// leaves to the object.
 func conversationClose(args []js.Value) any {
-	o := load(args[0])
-	ws := args[1]
-	o.leave(o.connID(ws))
-	bridge.CloseWebSocket(ws, args[2].Int(), args[3].String())
+	o := load(args)
+	o.leave(tagOf(args[2]))
+	bridge.CloseWebSocket(args[3], args[4].Int(), args[5].String())
 	return nil
 }
 
+// conversationError takes (self, incarnation, tag).
 func conversationError(args []js.Value) any {
-	o := load(args[0])
-	o.leave(o.connID(args[1]))
+	o := load(args)
+	o.leave(tagOf(args[2]))
 	return nil
 }
 
@@ -233,19 +248,41 @@ func (o *object) leave(connID string) {
 // socket is a hibernatable workerd WebSocket.
 type socket struct {
 	ws     js.Value
+	wsArg  any // ws boxed once, as bridge.SendAll takes it
 	owner  *object
 	connID string
 	stored bool // metadata lives in storage
 }
 
+func newSocket(ws js.Value, owner *object, connID string, stored bool) *socket {
+	return &socket{ws: ws, wsArg: ws, owner: owner, connID: connID, stored: stored}
+}
+
 func (s *socket) Send(out *Outbound) {
+	s.owner.broadcast(out, []Socket{s})
+}
+
+// broadcast sends out to every socket of to in one call into JS (members,
+// which read the log instead, get theirs in Go).
+func (o *object) broadcast(out *Outbound, to []Socket) {
 	text, ok := out.prepared.(js.Value)
 	if !ok {
-		text = js.ValueOf(string(out.Text))
+		text = o.texts.Frame(out.Text)
 		out.prepared = text
 	}
-	// A socket that closed under us throws; its close event removes it.
-	_ = bridge.Try(func() { s.ws.Call("send", text) })
+	args := append(o.sendArgs[:0], text)
+	for _, s := range to {
+		if ws, ok := s.(*socket); ok {
+			args = append(args, ws.wsArg)
+		} else {
+			s.Send(out)
+		}
+	}
+	if len(args) > 1 {
+		bridge.SendAll(args)
+	}
+	clear(args)
+	o.sendArgs = args
 }
 
 func (s *socket) Close(code wire.Close) {
@@ -256,7 +293,7 @@ func (s *socket) Close(code wire.Close) {
 func (s *socket) Save(a Attachment) {
 	encoded, overflow := a.Encode()
 	if overflow != nil {
-		s.owner.sql("INSERT OR REPLACE INTO stream_metadata (conn_id, metadata) VALUES (?, ?)", s.connID, string(overflow))
+		s.owner.sql.Exec("INSERT OR REPLACE INTO stream_metadata (conn_id, metadata) VALUES (?, ?)", s.connID, string(overflow))
 		s.stored = true
 	} else {
 		s.dropStoredMetadata()
@@ -266,7 +303,7 @@ func (s *socket) Save(a Attachment) {
 
 func (s *socket) dropStoredMetadata() {
 	if s.stored {
-		s.owner.sql("DELETE FROM stream_metadata WHERE conn_id = ?", s.connID)
+		s.owner.sql.Exec("DELETE FROM stream_metadata WHERE conn_id = ?", s.connID)
 		s.stored = false
 	}
 }

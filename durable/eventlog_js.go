@@ -9,11 +9,14 @@ import (
 // after a write until the write is durable, so a frame is never seen by a
 // peer and then lost from the buffer.
 type sqlEventLog struct {
-	sql js.Value // ctx.storage.sql
+	sql    sqlStorage
+	texts  *jsTexts // shared with the sockets, which send the same frames
+	insert js.Value // the INSERT, as a JS string made once
 }
 
-func newSQLEventLog(storage js.Value) *sqlEventLog {
-	l := &sqlEventLog{sql: storage.Get("sql")}
+func newSQLEventLog(sql sqlStorage, texts *jsTexts) *sqlEventLog {
+	l := &sqlEventLog{sql: sql, texts: texts,
+		insert: js.ValueOf("INSERT INTO events (seq, stream_id, stream_name, frame) VALUES (?, ?, ?, ?)")}
 	l.exec(`CREATE TABLE IF NOT EXISTS events (
 		seq INTEGER PRIMARY KEY,
 		stream_id TEXT NOT NULL,
@@ -24,12 +27,11 @@ func newSQLEventLog(storage js.Value) *sqlEventLog {
 }
 
 func (l *sqlEventLog) exec(query string, bindings ...any) js.Value {
-	return l.sql.Call("exec", append([]any{query}, bindings...)...)
+	return l.sql.Exec(query, bindings...)
 }
 
 func (l *sqlEventLog) Append(e Event) {
-	l.exec("INSERT INTO events (seq, stream_id, stream_name, frame) VALUES (?, ?, ?, ?)",
-		float64(e.Seq), e.StreamID, e.StreamName, string(e.Frame))
+	l.sql.Exec(l.insert, float64(e.Seq), l.texts.String(e.StreamID), l.texts.String(e.StreamName), l.texts.Frame(e.Frame))
 }
 
 func (l *sqlEventLog) Since(after int64) []Event {

@@ -166,7 +166,7 @@ func (o *object) scheduleExpiry() {
 }
 
 func conversationAlarm(args []js.Value) any {
-	load(args[0]).scheduleExpiry()
+	load(args).scheduleExpiry()
 	return nil
 }
 

@@ -85,7 +85,7 @@ func ParseResumeAfter(v string) (*int64, bool) {
 	}
 	v = strings.TrimSpace(v)
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || v[0] == '+' {
+	if err != nil || n < 0 || v[0] == '+' || v[0] == '-' {
 		return nil, false
 	}
 	return &n, true

@@ -24,7 +24,7 @@ func ParseMagicLink(link string) (MagicLink, error) {
 		return MagicLink{}, err
 	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) != 3 || parts[1] != "conversations" || u.Host == "" {
+	if len(parts) != 3 || parts[1] != "conversations" || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return MagicLink{}, fmt.Errorf("ams: %q is not a magic link", link)
 	}
 	query := u.Query()

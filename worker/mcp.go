@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/tidwall/gjson"
 
@@ -290,7 +290,7 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 	if !ok {
 		return nil, fail(wire.ErrInvalidStreamMetadata, "stream_metadata must be a JSON object")
 	}
-	subscribe, ok := wire.ParseSubscribeStreams(strings.Join(in.SubscribeStreams, ","), c.s.Limits.SubscribeStreams)
+	subscribe, ok := subscribeList(in.SubscribeStreams, c.s.Limits.SubscribeStreams)
 	if !ok {
 		return nil, fail(wire.Error{Status: 400, Code: wire.CloseInvalidSubscribeStreams.Reason}, "subscribe_streams must be valid stream names")
 	}
@@ -415,9 +415,12 @@ func (c *mcpCall) setMetadata(ctx context.Context, in metadataInput) (any, error
 	if err != nil {
 		return nil, err
 	}
-	metadata, ok := c.s.metadataField(in.Metadata)
-	if !ok || len(in.Metadata) == 0 {
+	if !wire.IsJSONObject(in.Metadata) {
 		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object")
+	}
+	metadata, ok := c.s.metadataField(in.Metadata)
+	if !ok {
+		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object within the size limit")
 	}
 	call.Metadata = metadata
 	reply, err := c.member(ctx, "metadata", call)
@@ -436,4 +439,22 @@ func (c *mcpCall) leave(ctx context.Context, in memberInput) (any, error) {
 		return nil, err
 	}
 	return map[string]bool{"left": true}, nil
+}
+
+// subscribeList checks ams_join's subscribe_streams element by element: each
+// a valid stream name, duplicates dropped, at most max.
+func subscribeList(names []string, max int) ([]string, bool) {
+	if names == nil {
+		return nil, true
+	}
+	var out []string
+	for _, name := range names {
+		if !wire.ValidStreamName(name) {
+			return nil, false
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, len(out) <= max
 }

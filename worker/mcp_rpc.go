@@ -76,6 +76,10 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 	if len(body) > 0 && body[0] == '[' {
 		var batch []json.RawMessage
 		_ = json.Unmarshal(body, &batch)
+		if len(batch) == 0 {
+			writeRPC(w, http.StatusBadRequest, rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest, Message: "empty batch"}})
+			return
+		}
 		var replies []rpcReply
 		for _, raw := range batch {
 			if reply, ok := c.handle(ctx, w, raw); ok {
@@ -98,7 +102,11 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 }
 
 func writeRPC(w http.ResponseWriter, status int, v any) {
-	raw, _ := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	raw := buf.Bytes()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(raw)
@@ -110,8 +118,8 @@ func (c *mcpCall) handle(ctx context.Context, w http.ResponseWriter, raw json.Ra
 	if err := json.Unmarshal(raw, &msg); err != nil || msg.JSONRPC != "2.0" {
 		return rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest, Message: "not a JSON-RPC 2.0 message"}}, true
 	}
-	if len(msg.ID) == 0 || string(msg.ID) == "null" {
-		return rpcReply{}, false // a notification (initialized, cancelled, ...) or a response
+	if len(msg.ID) == 0 || string(msg.ID) == "null" || msg.Method == "" {
+		return rpcReply{}, false // a notification (initialized, cancelled, ...) or a client's response
 	}
 	reply = rpcReply{JSONRPC: "2.0", ID: msg.ID}
 	version := c.requestVersion(msg.Params)
@@ -219,7 +227,12 @@ func (c *mcpCall) callTool(ctx context.Context, t tool, args json.RawMessage) (r
 }
 
 func toolResult(v any, isError bool) map[string]any {
-	raw, _ := json.Marshal(v)
+	// Frames are relayed as the wire sent them: no HTML escaping added.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	raw := bytes.TrimRight(buf.Bytes(), "\n")
 	result := map[string]any{
 		"content":           []map[string]string{{"type": "text", "text": string(raw)}},
 		"structuredContent": json.RawMessage(raw),

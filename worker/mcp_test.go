@@ -287,7 +287,6 @@ func TestMCPNotificationsAccepted(t *testing.T) {
 // answer to a server request) must get 202 with no body (MCP Streamable
 // HTTP), as mcp_rpc.go's comments promise.
 func TestMCPResponseMessageAccepted(t *testing.T) {
-	t.Skip("BUG: worker/mcp_rpc.go handle() treats any message with an id as a request: a client's JSON-RPC response ({\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}) gets 200 with -32601 instead of 202; fix: return ok=false when Method is empty and result or error is present")
 	f := newMCPFixture(t)
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":5,"result":{}}`,
@@ -1094,7 +1093,6 @@ func TestMCPTwoAgents(t *testing.T) {
 // TestMCPSetMetadataNull: ams_set_metadata requires a metadata object; a
 // JSON null is not one.
 func TestMCPSetMetadataNull(t *testing.T) {
-	t.Skip("BUG: worker/mcp.go setMetadata accepts \"metadata\": null (metadataField maps null to {} and the len(in.Metadata)==0 guard sees 4 bytes), silently clearing the stream's metadata; fix: refuse when string(in.Metadata) == \"null\" too, i.e. check wire.IsJSONObject(in.Metadata) before metadataField")
 	f := newMCPFixture(t)
 	h := jstr(t, toolOK(t, f.s, f.linkURL(), "", "ams_join", map[string]any{"stream_name": "a", "stream_metadata": map[string]any{"k": 1}})["handle"])
 	if code := toolErr(t, f.s, f.linkURL(), "", "ams_set_metadata", map[string]any{"handle": h, "metadata": nil}); code != "invalid_metadata" {
@@ -1105,7 +1103,6 @@ func TestMCPSetMetadataNull(t *testing.T) {
 // TestMCPSubscribeStreamsElements: each subscribe_streams element must be
 // one valid stream name.
 func TestMCPSubscribeStreamsElements(t *testing.T) {
-	t.Skip("BUG: worker/mcp.go join joins subscribe_streams with \",\" and reparses it as a header: [\"\"] subscribes to every stream and [\"a,b\"] to two; fix: validate each element with wire.ValidStreamName (and dedupe/limit) instead of strings.Join + ParseSubscribeStreams")
 	f := newMCPFixture(t)
 	for _, bad := range [][]string{{""}, {"a,b"}, {" a"}} {
 		if code := toolErr(t, f.s, f.linkURL(), "", "ams_join", map[string]any{"stream_name": "z", "subscribe_streams": bad}); code != "invalid_subscribe_streams_header" {

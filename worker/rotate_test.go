@@ -258,8 +258,8 @@ func TestAdmitBrowserQueryForms(t *testing.T) {
 	}
 }
 
-// TestServeHTTPNeverAdmitsWithoutUpgrade: the rotate route and the connect
-// route answer JSON over plain HTTP.
+// TestConnectWithoutUpgrade: the connect route answers JSON 426 over plain
+// HTTP.
 func TestConnectWithoutUpgrade(t *testing.T) {
 	f := newFixture(t)
 	r := f.connect(nil, nil)
