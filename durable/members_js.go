@@ -84,57 +84,7 @@ func memberError(status int, code, message string) js.Value {
 
 // member runs one operation on the conversation.
 func (o *object) member(op string, call wire.MemberCall) wire.MemberReply {
-	refused := func(e *wire.Error, c *wire.Close) wire.MemberReply {
-		if e != nil {
-			return wire.MemberReply{Error: e.Code, Message: "the caller has not joined this stream through MCP"}
-		}
-		return wire.MemberReply{Error: c.Reason, Message: "refused"}
-	}
-	switch op {
-	case "join":
-		if call.Join == nil {
-			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "join is missing"}
-		}
-		joined, refusal := o.conv.JoinMember(o.members, call.ConversationID, *call.Join)
-		if refusal != nil {
-			return refused(nil, refusal)
-		}
-		return wire.MemberReply{Joined: joined, Cursor: o.conv.Seq()}
-	case "send":
-		if call.Data == nil {
-			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "data is missing"}
-		}
-		seq, e, c := o.conv.MemberSend(call.AccountID, call.StreamID, *call.Data)
-		if e != nil || c != nil {
-			return refused(e, c)
-		}
-		return wire.MemberReply{Seq: seq}
-	case "metadata":
-		if !wire.IsJSONObject(call.Metadata) {
-			return wire.MemberReply{Error: wire.ErrInvalidMetadata.Code, Message: "metadata must be a JSON object"}
-		}
-		seq, e := o.conv.MemberSetMetadata(call.AccountID, call.StreamID, call.Metadata)
-		if e != nil {
-			return refused(e, nil)
-		}
-		return wire.MemberReply{Seq: seq}
-	case "recv":
-		r, e := o.conv.MemberRecv(call.AccountID, call.StreamID, call.Cursor)
-		if e != nil {
-			return refused(e, nil)
-		}
-		reply := wire.MemberReply{Cursor: r.Cursor, Truncated: r.Truncated}
-		for _, f := range r.Frames {
-			reply.Frames = append(reply.Frames, json.RawMessage(f))
-		}
-		return reply
-	case "leave":
-		if e := o.conv.MemberLeave(call.AccountID, call.StreamID); e != nil {
-			return refused(e, nil)
-		}
-		return wire.MemberReply{}
-	}
-	return wire.MemberReply{Error: wire.ErrNotFound.Code, Message: "no member operation " + op}
+	return o.conv.Member(o.members, op, call)
 }
 
 // waitForEvent blocks the calling goroutine until the conversation's next

@@ -174,11 +174,8 @@ func (s *Service) getConversation(w http.ResponseWriter, r *http.Request, p para
 		writeError(w, wire.ErrMissingToken, "pass the magic link's t, or the owner's bearer")
 		return
 	}
-	rec, err := conversationByAlias(ctx, s.KV, p.ns, p.alias)
-	if errors.Is(err, errNotFound) {
-		writeError(w, wire.ErrNotFound, "no conversation "+p.alias+" in namespace "+p.ns)
-		return
-	} else if err != nil {
+	rec, err := s.findConversation(ctx, p.ns, p.alias)
+	if err != nil {
 		respond(w, err)
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 
@@ -68,13 +67,8 @@ func (s *Service) endMCPSession(w http.ResponseWriter, _ *http.Request, _ params
 
 // verifyLink resolves a conversation and checks its link token.
 func (s *Service) verifyLink(ctx context.Context, ns, alias, token string) (*ConversationRecord, error) {
-	if !wire.ValidNamespace(ns) || !wire.ValidAlias(alias) {
-		return nil, fail(wire.ErrNotFound, "no conversation "+alias+" in namespace "+ns)
-	}
-	rec, err := conversationByAlias(ctx, s.KV, ns, alias)
-	if errors.Is(err, errNotFound) {
-		return nil, fail(wire.ErrNotFound, "no conversation "+alias+" in namespace "+ns)
-	} else if err != nil {
+	rec, err := s.findConversation(ctx, ns, alias)
+	if err != nil {
 		return nil, err
 	}
 	if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {

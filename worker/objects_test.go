@@ -227,59 +227,9 @@ func (o *fakeObjects) Member(_ context.Context, op string, call wire.MemberCall)
 	return back, nil
 }
 
-// member is members_js.go's (*object).member over the fake.
+// member runs the operation through the conversation, as members_js.go does.
 func (o *fakeObjects) member(c *fakeConversation, op string, call wire.MemberCall) wire.MemberReply {
-	refused := func(e *wire.Error, cl *wire.Close) wire.MemberReply {
-		if e != nil {
-			return wire.MemberReply{Error: e.Code, Message: "the caller has not joined this stream through MCP"}
-		}
-		return wire.MemberReply{Error: cl.Reason, Message: "refused"}
-	}
-	switch op {
-	case "join":
-		if call.Join == nil {
-			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "join is missing"}
-		}
-		joined, refusal := c.conv.JoinMember(c.members, call.ConversationID, *call.Join)
-		if refusal != nil {
-			return refused(nil, refusal)
-		}
-		return wire.MemberReply{Joined: joined, Cursor: c.conv.Seq()}
-	case "send":
-		if call.Data == nil {
-			return wire.MemberReply{Error: wire.ErrInvalidJSON.Code, Message: "data is missing"}
-		}
-		seq, e, cl := c.conv.MemberSend(call.AccountID, call.StreamID, *call.Data)
-		if e != nil || cl != nil {
-			return refused(e, cl)
-		}
-		return wire.MemberReply{Seq: seq}
-	case "metadata":
-		if !wire.IsJSONObject(call.Metadata) {
-			return wire.MemberReply{Error: wire.ErrInvalidMetadata.Code, Message: "metadata must be a JSON object"}
-		}
-		seq, e := c.conv.MemberSetMetadata(call.AccountID, call.StreamID, call.Metadata)
-		if e != nil {
-			return refused(e, nil)
-		}
-		return wire.MemberReply{Seq: seq}
-	case "recv":
-		r, e := c.conv.MemberRecv(call.AccountID, call.StreamID, call.Cursor)
-		if e != nil {
-			return refused(e, nil)
-		}
-		reply := wire.MemberReply{Cursor: r.Cursor, Truncated: r.Truncated}
-		for _, f := range r.Frames {
-			reply.Frames = append(reply.Frames, json.RawMessage(f))
-		}
-		return reply
-	case "leave":
-		if e := c.conv.MemberLeave(call.AccountID, call.StreamID); e != nil {
-			return refused(e, nil)
-		}
-		return wire.MemberReply{}
-	}
-	return wire.MemberReply{Error: wire.ErrNotFound.Code, Message: "no member operation " + op}
+	return c.conv.Member(c.members, op, call)
 }
 
 // lastCall returns the last member call of op.

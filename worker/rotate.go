@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/ams-dev/ams/wire"
@@ -24,11 +23,8 @@ func (s *Service) rotateLink(w http.ResponseWriter, r *http.Request, p params) {
 		writeError(w, wire.ErrNamespaceMismatch, "the credential's account does not own namespace "+p.ns)
 		return
 	}
-	rec, err := conversationByAlias(ctx, s.KV, p.ns, p.alias)
-	if errors.Is(err, errNotFound) {
-		writeError(w, wire.ErrNotFound, "no conversation "+p.alias+" in namespace "+p.ns)
-		return
-	} else if err != nil {
+	rec, err := s.findConversation(ctx, p.ns, p.alias)
+	if err != nil {
 		respond(w, err)
 		return
 	}

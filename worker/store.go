@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+
+	"github.com/ams-dev/ams/wire"
 )
 
 // KV is the subset of Workers KV the control plane uses. Workers KV is
@@ -80,4 +82,18 @@ func conversationByAlias(ctx context.Context, kv KV, ns, alias string) (*Convers
 		return nil, err
 	}
 	return &rec, nil
+}
+
+// findConversation is conversationByAlias for handlers: an unknown or
+// malformed alias is the protocol's 404 not_found.
+func (s *Service) findConversation(ctx context.Context, ns, alias string) (*ConversationRecord, error) {
+	notFound := fail(wire.ErrNotFound, "no conversation "+alias+" in namespace "+ns)
+	if !wire.ValidNamespace(ns) || !wire.ValidAlias(alias) {
+		return nil, notFound
+	}
+	rec, err := conversationByAlias(ctx, s.KV, ns, alias)
+	if errors.Is(err, errNotFound) {
+		return nil, notFound
+	}
+	return rec, err
 }
