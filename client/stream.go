@@ -49,6 +49,10 @@ type DialOptions struct {
 	SubscribeStreams []string
 	// Receipts asks for an x_receipt per accepted token.
 	Receipts bool
+	// Acks opts into flow control: Read acknowledges what it returns, and
+	// a connection that falls a window behind is closed 4290 instead of
+	// making the broker queue without bound.
+	Acks bool
 	// Subprotocols are offered in Sec-WebSocket-Protocol, as a browser does
 	// (wire.SubprotocolV1 and wire.SubprotocolBearer + credential).
 	Subprotocols []string
@@ -61,7 +65,18 @@ type DialOptions struct {
 // Conn is one stream's WebSocket.
 type Conn struct {
 	ws *websocket.Conn
+	// acks is set when the connection acknowledges what Read returns.
+	acks                bool
+	ackSeq              int64
+	ackFrames, ackBytes int
 }
+
+// Acknowledge every ackEveryFrames frames or ackEveryBytes bytes, well
+// inside the broker's window.
+const (
+	ackEveryFrames = 32
+	ackEveryBytes  = 64 << 10
+)
 
 // Dial opens a stream on the conversation of magicLink. The upgrade succeeds
 // even when the broker refuses; the refusal arrives as the close that the
@@ -96,6 +111,9 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	if opts.Receipts {
 		header.Set(wire.HeaderReceipts, "true")
 	}
+	if opts.Acks {
+		header.Set(wire.HeaderAcks, "true")
+	}
 	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header, Subprotocols: opts.Subprotocols})
 	if err != nil {
 		return nil, err
@@ -105,7 +123,7 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 		limit = 16 << 20
 	}
 	ws.SetReadLimit(limit)
-	return &Conn{ws: ws}, nil
+	return &Conn{ws: ws, acks: opts.Acks}, nil
 }
 
 // Subprotocol is the subprotocol the broker selected.
@@ -140,7 +158,22 @@ func (c *Conn) Read(ctx context.Context) (*Frame, error) {
 	if err := json.Unmarshal(raw, f); err != nil {
 		return nil, err
 	}
+	if c.acks && f.Seq > 0 && f.Type != wire.TypeReceipt {
+		c.acknowledge(ctx, f.Seq, len(raw))
+	}
 	return f, nil
+}
+
+// acknowledge counts a frame read and sends x_ack when enough piled up.
+func (c *Conn) acknowledge(ctx context.Context, seq int64, size int) {
+	c.ackSeq = max(c.ackSeq, seq)
+	c.ackFrames++
+	c.ackBytes += size
+	if c.ackFrames < ackEveryFrames && c.ackBytes < ackEveryBytes {
+		return
+	}
+	c.ackFrames, c.ackBytes = 0, 0
+	_ = c.WriteRaw(ctx, []byte(`{"type":"x_ack","seq":`+strconv.FormatInt(c.ackSeq, 10)+`}`))
 }
 
 // SendToken emits data on this stream.

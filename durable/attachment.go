@@ -33,6 +33,8 @@ type Attachment struct {
 	Receipts bool `json:"r,omitempty"`
 	// Generation is the magic-link generation that admitted the stream.
 	Generation int64 `json:"g,omitempty"`
+	// Acks says the connection acknowledges what it reads (flow control).
+	Acks bool `json:"a,omitempty"`
 }
 
 // Hears reports whether this connection receives frames of stream from:

@@ -48,6 +48,8 @@ type Outbound struct {
 type Peer struct {
 	Attachment
 	Socket Socket
+	// flow accounts unacknowledged frames when the connection acknowledges.
+	flow *flowWindow
 }
 
 // Conversation is the in-memory view of one conversation: its live streams,
@@ -169,6 +171,7 @@ func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
 		Subscribed: req.SubscribeStreams,
 		Receipts:   req.Receipts,
 		Generation: req.LinkGeneration,
+		Acks:       req.Acks,
 	}}, nil
 }
 
@@ -252,6 +255,12 @@ func (c *Conversation) Receive(connID string, msg []byte) {
 		c.Eject(p, *refusal)
 		return
 	}
+	if frame.Type == wire.TypeAck {
+		if p.flow != nil {
+			p.flow.ack(frame.Seq, c.now())
+		}
+		return
+	}
 	seq := c.apply(p, frame)
 	switch {
 	case frame.Type == wire.TypePing:
@@ -320,10 +329,20 @@ func (c *Conversation) emit(from *Peer, encode func(seq int64) []byte) int64 {
 	}
 	out := &Outbound{Text: frame}
 	to := c.to[:0]
+	var behind []*Peer
+	var now time.Time
 	for _, p := range c.peers {
-		if p.Hears(from.StreamID, from.Name) {
-			to = append(to, p.Socket)
+		if !p.Hears(from.StreamID, from.Name) {
+			continue
 		}
+		if p.flow != nil && now.IsZero() {
+			now = c.now()
+		}
+		if p.flow != nil && !p.flow.send(c.seq, len(frame), now) {
+			behind = append(behind, p)
+			continue
+		}
+		to = append(to, p.Socket)
 	}
 	if c.Broadcast != nil {
 		c.Broadcast(out, to)
@@ -334,6 +353,9 @@ func (c *Conversation) emit(from *Peer, encode func(seq int64) []byte) int64 {
 	}
 	clear(to) // holds no socket past the event
 	c.to = to
+	for _, p := range behind {
+		c.Eject(p, wire.CloseSubscriberBackpressure)
+	}
 	if c.OnEmit != nil {
 		c.OnEmit()
 	}
@@ -350,6 +372,10 @@ func (c *Conversation) stream(streamID string) *Peer {
 }
 
 func (c *Conversation) add(p *Peer) {
+	if p.Acks && p.flow == nil {
+		p.flow = newFlowWindow(c.limits.AckWindowBytes, c.limits.AckWindowFrames,
+			time.Duration(c.limits.AckGraceMillis)*time.Millisecond, c.now())
+	}
 	c.peers = append(c.peers, p)
 	c.byConn[p.ConnID] = p
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -106,5 +107,67 @@ func TestMagicLinkRotation(t *testing.T) {
 	quiet(t, fresh)
 	if status, _, _ := call(t, "GET", "/v1/"+link.Namespace+"/conversations/"+link.Alias+"?t="+link.Token, nil, ""); status != http.StatusForbidden {
 		t.Fatalf("inspect with the old t: %d", status)
+	}
+}
+
+// TestSlowSubscriberClosed: a flow-controlled subscriber that stops reading
+// (and so stops acknowledging) is closed 4290 once a window behind; an
+// acknowledging one and a plain one receive every token meanwhile.
+func TestSlowSubscriberClosed(t *testing.T) {
+	r := newRoom(t)
+	ctx := testContext(t, 90*time.Second)
+	speaker, joinedSpeaker := r.join(t, r.owner, "speaker")
+	slow, err := client.Dial(ctx, r.conv.MagicLink, client.DialOptions{Credential: newAccount(t).Credential, StreamName: "slow", Acks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	keen, _ := r.join(t, newAccount(t), "keen", func(o *client.DialOptions) { o.Acks = true })
+	plain, _ := r.join(t, newAccount(t), "plain")
+	for i := 0; i < 3; i++ {
+		next(t, speaker, wire.TypeStreamJoined)
+	}
+	next(t, keen, wire.TypeStreamJoined)
+
+	// A burst past the window, a pause longer than the grace period in
+	// which the slow one acknowledges nothing, then more.
+	burst, total := wire.DefaultLimits.AckWindowFrames+200, wire.DefaultLimits.AckWindowFrames+300
+	go func() {
+		for i := 0; i < total; i++ {
+			if i == burst {
+				time.Sleep(time.Duration(wire.DefaultLimits.AckGraceMillis+500) * time.Millisecond)
+			}
+			if speaker.SendToken(ctx, strconv.Itoa(i)) != nil {
+				return
+			}
+		}
+	}()
+	expectTokens(t, ctx, []*client.Conn{keen, plain}, joinedSpeaker.StreamID, total)
+	// The speaker saw the slow one leave; the keen one stayed.
+	left := next(t, speaker, wire.TypeStreamLeft)
+	if left.StreamName != "slow" {
+		t.Fatalf("stream_left: %s", left.Raw)
+	}
+	info, err := broker.client("").Inspect(ctx, r.conv.MagicLink)
+	if err != nil || len(info.Streams) != 3 {
+		t.Fatalf("inspect: %+v %v", info, err)
+	}
+	// Reading at last, the slow one drains what was queued, then the close.
+	tokens := 0
+	for {
+		f, err := slow.Read(ctx)
+		if err != nil {
+			code, reason := client.CloseOf(err)
+			if code != wire.CloseSubscriberBackpressure.Code || reason != wire.CloseSubscriberBackpressure.Reason {
+				t.Fatalf("slow subscriber closed %d %q: %v", code, reason, err)
+			}
+			break
+		}
+		if f.Type == wire.TypeToken {
+			tokens++
+		}
+	}
+	if tokens >= total || tokens < wire.DefaultLimits.AckWindowFrames-10 {
+		t.Fatalf("the slow subscriber got %d of %d tokens before its close", tokens, total)
 	}
 }

@@ -19,6 +19,9 @@ const (
 	TypeStreamMetadata = "stream_metadata"
 	TypeStreamLeft     = "stream_left"
 	TypeReceipt        = "x_receipt"
+	// TypeAck is a client's acknowledgement of every frame through seq
+	// (flow control, X-AMS-Acks).
+	TypeAck = "x_ack"
 )
 
 // PingFrame and PongFrame are the canonical keep-alive pair; the Durable
@@ -36,6 +39,8 @@ type ClientFrame struct {
 	Data []byte
 	// Metadata is the raw JSON object of a set_metadata frame.
 	Metadata []byte
+	// Seq is the seq an x_ack acknowledges.
+	Seq int64
 }
 
 // DecodeClientFrame validates one text message from a client. On failure it
@@ -48,7 +53,7 @@ func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
 	if !root.IsObject() {
 		return ClientFrame{}, &CloseMalformedFrame
 	}
-	var typ, data, metadata gjson.Result
+	var typ, data, metadata, seq gjson.Result
 	root.ForEach(func(key, value gjson.Result) bool {
 		// A repeated key counts once, last one winning, as in JSON.parse.
 		switch key.Str {
@@ -58,6 +63,8 @@ func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
 			data = value
 		case "metadata":
 			metadata = value
+		case "seq":
+			seq = value
 		}
 		return true
 	})
@@ -85,6 +92,11 @@ func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
 		}
 		frame.Metadata = sliceOf(msg, metadata)
 	case TypePing:
+	case TypeAck:
+		if seq.Type != gjson.Number || seq.Num < 0 || seq.Num != float64(int64(seq.Num)) {
+			return ClientFrame{}, &CloseMalformedFrame
+		}
+		frame.Seq = int64(seq.Num)
 	default:
 		return ClientFrame{}, &CloseUnknownFrameType
 	}

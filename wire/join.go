@@ -15,6 +15,10 @@ const (
 	HeaderResumeAfter      = "X-AMS-Resume-After"
 	HeaderSubscribeStreams = "X-AMS-Subscribe-Streams"
 	HeaderReceipts         = "X-AMS-Receipts"
+	// HeaderAcks opts a connection into flow control: it acknowledges what
+	// it reads with x_ack frames, and is closed 4290 when it falls a window
+	// behind (docs/DELIVERY.md).
+	HeaderAcks = "X-AMS-Acks"
 )
 
 // QueryForms maps each stream-plane header to the query parameter a browser,
@@ -26,6 +30,7 @@ var QueryForms = map[string]string{
 	HeaderResumeAfter:      "resume_after",
 	HeaderSubscribeStreams: "subscribe_streams",
 	HeaderReceipts:         "receipts",
+	HeaderAcks:             "acks",
 }
 
 // JoinHeader carries an admitted Join from the Worker to the conversation's
@@ -47,6 +52,7 @@ type Join struct {
 	// SubscribeStreams limits delivery to these stream names; nil is all.
 	SubscribeStreams []string `json:"subscribe_streams,omitempty"`
 	Receipts         bool     `json:"receipts,omitempty"`
+	Acks             bool     `json:"acks,omitempty"`
 	// LinkGeneration is the generation of the magic link that admitted the
 	// join; a rotation closes every stream of an older generation.
 	LinkGeneration int64 `json:"link_generation,omitempty"`

@@ -65,6 +65,7 @@ func TestQueryForms(t *testing.T) {
 		"X-AMS-Resume-After":      "resume_after",
 		"X-AMS-Subscribe-Streams": "subscribe_streams",
 		"X-AMS-Receipts":          "receipts",
+		"X-AMS-Acks":              "acks",
 	}
 	if !reflect.DeepEqual(QueryForms, want) {
 		t.Errorf("QueryForms = %v, want %v", QueryForms, want)

@@ -28,6 +28,18 @@ type Limits struct {
 	// MemberIdleSeconds is how long an MCP member may make no call before
 	// it leaves on its own.
 	MemberIdleSeconds int
+	// AckWindowBytes and AckWindowFrames bound what a flow-controlled
+	// connection (X-AMS-Acks) may have unacknowledged before it is closed
+	// 4290 subscriber_backpressure. The window must cover the publish rate
+	// times the round trip; the frame bound matches the replay buffer, so a
+	// subscriber closed for falling behind can resume without loss.
+	AckWindowBytes  int
+	AckWindowFrames int
+	// AckGraceMillis is how long a connection over its window keeps being
+	// served while its acknowledgements still arrive (they queue behind a
+	// publisher's burst in the object's inbox); past 4 windows it is closed
+	// at once.
+	AckGraceMillis int
 }
 
 // DefaultLimits are the limits of a deployment that overrides none.
@@ -41,6 +53,9 @@ var DefaultLimits = Limits{
 	ReplayBytes:                8 << 20,
 	SubscribeStreams:           16,
 	MemberIdleSeconds:          600,
+	AckWindowBytes:             2 << 20,
+	AckWindowFrames:            1000,
+	AckGraceMillis:             2000,
 }
 
 // LimitVars names the environment variable that overrides each limit.
@@ -54,6 +69,9 @@ var LimitVars = map[string]func(*Limits) *int{
 	"AMS_REPLAY_BYTES":                       func(l *Limits) *int { return &l.ReplayBytes },
 	"AMS_LIMIT_SUBSCRIBE_STREAMS":            func(l *Limits) *int { return &l.SubscribeStreams },
 	"AMS_MCP_IDLE_SECONDS":                   func(l *Limits) *int { return &l.MemberIdleSeconds },
+	"AMS_ACK_WINDOW_BYTES":                   func(l *Limits) *int { return &l.AckWindowBytes },
+	"AMS_ACK_WINDOW_FRAMES":                  func(l *Limits) *int { return &l.AckWindowFrames },
+	"AMS_ACK_GRACE_MILLIS":                   func(l *Limits) *int { return &l.AckGraceMillis },
 }
 
 // LimitsFromEnv returns DefaultLimits with every integer override that

@@ -101,6 +101,7 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 		ResumeAfter:      resumeAfter,
 		SubscribeStreams: subscribe,
 		Receipts:         wire.ParseSelfSubscribe(streamParam(r, wire.HeaderReceipts)),
+		Acks:             wire.ParseSelfSubscribe(streamParam(r, wire.HeaderAcks)),
 		LinkGeneration:   rec.LinkGeneration,
 		Subprotocol:      Subprotocol(r),
 	}, nil, nil
