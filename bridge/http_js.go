@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 var (
 	arrayClass      = js.Global().Get("Array")
+	jsonStringify   = js.Global().Get("JSON").Get("stringify")
 	objectClass     = js.Global().Get("Object")
 	responseClass   = js.Global().Get("Response")
 	uint8ArrayClass = js.Global().Get("Uint8Array")
@@ -45,13 +47,16 @@ func Request(ctx context.Context, jsReq js.Value) (*http.Request, error) {
 	return req.WithContext(ctx), nil
 }
 
-// Header converts a JS Headers object.
+// Header converts a JS Headers object. The entries cross as one JSON string:
+// reading them pair by pair costs three calls into JS per header.
 func Header(jsHeaders js.Value) http.Header {
-	entries := arrayClass.Call("from", jsHeaders)
-	header := make(http.Header, entries.Length())
-	for i := 0; i < entries.Length(); i++ {
-		entry := entries.Index(i)
-		header.Add(entry.Index(0).String(), entry.Index(1).String())
+	var entries [][2]string
+	if err := json.Unmarshal([]byte(jsonStringify.Invoke(arrayClass.Call("from", jsHeaders)).String()), &entries); err != nil {
+		return http.Header{}
+	}
+	header := make(http.Header, len(entries))
+	for _, e := range entries {
+		header.Add(e[0], e[1])
 	}
 	return header
 }

@@ -5,6 +5,16 @@ import (
 	"syscall/js"
 )
 
+// sendAll is entry.mjs's fan-out helper.
+var sendAll = js.Global().Get("context").Get("sendAll")
+
+// SendAll sends the JS string args[0] to every WebSocket of args[1:] in one
+// call into JS, instead of one call (and one recover) per socket. A socket
+// that closed under us is skipped; its close event removes it.
+func SendAll(args []any) {
+	sendAll.Invoke(args...)
+}
+
 // WebSocketPair returns the two ends of a new workerd WebSocketPair.
 func WebSocketPair() (client, server js.Value) {
 	pair := js.Global().Get("WebSocketPair").New()

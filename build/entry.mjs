@@ -7,32 +7,51 @@ import { DurableObject } from "cloudflare:workers";
 
 let go;
 let ready;
+let handlers;
 
 function broker(env) {
   if (!go || go.exited) {
     go = new Go();
+    handlers = undefined;
     ready = new Promise((resolve) => {
       // syumai/workers reads env from globalThis.context; Go adds its handlers to binding.
-      globalThis.context = { env, binding: {}, ready: () => resolve(globalThis.context.binding) };
+      globalThis.context = { env, binding: {}, sendAll, ready: () => resolve((handlers = globalThis.context.binding)) };
     });
     go.run(new WebAssembly.Instance(wasm, go.importObject));
   }
   return ready;
 }
 
-// call runs one handler; Go recovers its own panics, so a throw here is a
-// trap that left the program unusable: the next event starts a fresh one.
-async function call(env, name, ...args) {
-  const handlers = await broker(env);
+// call runs one handler, synchronously once Go is up (an await per event is
+// measurable at thousands of messages a second). Go recovers its own panics,
+// so a throw here is a trap that left the program unusable: the next event
+// starts a fresh one.
+function call(env, name, ...args) {
+  if (!handlers || go.exited) {
+    return broker(env).then(() => call(env, name, ...args));
+  }
   try {
-    return await handlers[name](...args);
+    return handlers[name](...args);
   } catch (err) {
-    go = undefined;
+    go = handlers = undefined;
     throw err;
   }
 }
 
+// sendAll is the fan-out: Go passes a frame and its recipients in one call
+// instead of crossing into JS once per socket. A socket that closed under us
+// throws; its own close event removes it.
+function sendAll(text, ...sockets) {
+  for (const ws of sockets) {
+    try {
+      ws.send(text);
+    } catch {}
+  }
+}
+
 // A new incarnation per construction, so Go rebuilds a woken object's state.
+// Go finds its object by this number and gets each socket's hibernation tag
+// (its connection id) from here: both would otherwise cost calls back into JS.
 let incarnations = 0;
 
 export class Conversation extends DurableObject {
@@ -41,19 +60,19 @@ export class Conversation extends DurableObject {
     this.incarnation = ++incarnations;
   }
   fetch(request) {
-    return call(this.env, "conversationFetch", this, request);
+    return call(this.env, "conversationFetch", this, this.incarnation, request);
   }
   webSocketMessage(ws, message) {
-    return call(this.env, "conversationMessage", this, ws, message);
+    return call(this.env, "conversationMessage", this, this.incarnation, this.ctx.getTags(ws)[0], message);
   }
-  webSocketClose(ws, code, reason, wasClean) {
-    return call(this.env, "conversationClose", this, ws, code, reason, wasClean);
+  webSocketClose(ws, code, reason) {
+    return call(this.env, "conversationClose", this, this.incarnation, this.ctx.getTags(ws)[0], ws, code, reason);
   }
-  webSocketError(ws, error) {
-    return call(this.env, "conversationError", this, ws, error);
+  webSocketError(ws) {
+    return call(this.env, "conversationError", this, this.incarnation, this.ctx.getTags(ws)[0]);
   }
   alarm() {
-    return call(this.env, "conversationAlarm", this);
+    return call(this.env, "conversationAlarm", this, this.incarnation);
   }
 }
 

@@ -26,7 +26,6 @@ var (
 )
 
 type object struct {
-	id          string
 	incarnation int
 	state       js.Value // DurableObjectState
 	sql         sqlStorage
@@ -100,7 +99,6 @@ func load(args []js.Value) *object {
 	env := bridge.Env(self.Get("env"))
 	limits := wire.LimitsFromEnv(env)
 	o := &object{
-		id:          id,
 		incarnation: incarnation,
 		state:       state,
 		sql:         newSQLStorage(state.Get("storage")),

@@ -44,6 +44,7 @@ type config struct {
 	idle           time.Duration
 	IdleSeconds    float64 `json:"hibernation_idle_seconds"`
 	ConnLimit      int     `json:"ams_connections_per_conversation"`
+	ReplayEvents   string  `json:"ams_replay_events,omitempty"`
 	// Hooks around a fan-out send phase (the profiler uses them).
 	beforeSend, afterDrain func()
 }
@@ -70,6 +71,7 @@ func run() int {
 		timeout   = flag.Duration("timeout", 8*time.Minute, "hard bound on the whole run")
 		rootFlag  = flag.String("root", "", "repository root (default: found from the working directory)")
 		logs      = flag.Bool("logs", false, "print wrangler dev output at the end")
+		replay    = flag.String("replay-events", "", "AMS_REPLAY_EVENTS for the broker (default: wrangler.toml's; 0 turns the replay buffer off)")
 	)
 	flag.Parse()
 
@@ -90,6 +92,7 @@ func run() int {
 	if *calls > 0 {
 		cfg.Calls = *calls
 	}
+	cfg.ReplayEvents = *replay
 	cfg.FanoutSeconds, cfg.LatencySeconds, cfg.IdleSeconds = cfg.fanoutDuration.Seconds(), cfg.latencyDur.Seconds(), cfg.idle.Seconds()
 	for _, c := range strings.Split(*casesFlag, ",") {
 		if c = strings.TrimSpace(c); c == "" {
@@ -201,6 +204,7 @@ type bench struct {
 	problems  []string
 	profiles  []profileRun
 	amsConfig []byte
+	buildCopy string // the copy of build/ the broker runs from
 	others    []string
 	stopOnce  sync.Once
 }
@@ -215,6 +219,9 @@ func (b *bench) stop() {
 			if s != nil {
 				s.Stop()
 			}
+		}
+		if b.buildCopy != "" {
+			os.RemoveAll(b.buildCopy)
 		}
 	})
 }
@@ -283,13 +290,26 @@ func (b *bench) start(ctx context.Context) error {
 	limit := regexp.MustCompile(`(?m)^AMS_LIMIT_CONNECTIONS_PER_CONVERSATION\s*=.*$`)
 	amsConfig = limit.ReplaceAll(amsConfig, []byte(fmt.Sprintf("AMS_LIMIT_CONNECTIONS_PER_CONVERSATION = \"%d\"", b.cfg.ConnLimit)))
 	b.amsConfig = amsConfig
+	// wrangler dev reloads (closing every socket) when its files change, so
+	// the broker runs from a copy of build/: a rebuild during the run, e.g.
+	// by a concurrent `make test`, does not disturb it.
+	b.buildCopy, err = os.MkdirTemp("", "amsbench-build-")
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"entry.mjs", "app.wasm", "wasm_exec.js"} {
+		raw, err := os.ReadFile(filepath.Join(b.root, "build", f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(b.buildCopy, f), raw, 0o644)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	b.amsSrv, err = launch.Start(ctx, launch.Options{
 		Name: "ams", Wrangler: wrangler, Config: amsConfig,
-		Main: filepath.Join(b.root, "build/entry.mjs"),
-		Vars: map[string]string{
-			"AMS_CREDENTIAL_PEPPER":       launch.RandomHex(32),
-			"AMS_PERMISSIVE_TOKEN_PEPPER": launch.RandomHex(32),
-		},
+		Main:      filepath.Join(b.buildCopy, "entry.mjs"),
+		Vars:      b.amsVars(),
 		ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second,
 	})
 	if err != nil {
@@ -313,6 +333,19 @@ func (b *bench) start(ctx context.Context) error {
 	b.floor = &floorTarget{srv: b.floorSrv, http: h}
 	// The owner account; every case adds the accounts it needs.
 	return b.ams.Prepare(ctx, 0)
+}
+
+// amsVars are the broker's .dev.vars: fresh peppers, and -replay-events
+// (.dev.vars overrides wrangler.toml's [vars]).
+func (b *bench) amsVars() map[string]string {
+	vars := map[string]string{
+		"AMS_CREDENTIAL_PEPPER":       launch.RandomHex(32),
+		"AMS_PERMISSIVE_TOKEN_PEPPER": launch.RandomHex(32),
+	}
+	if b.cfg.ReplayEvents != "" {
+		vars["AMS_REPLAY_EVENTS"] = b.cfg.ReplayEvents
+	}
+	return vars
 }
 
 func (b *bench) cold(ctx context.Context) {
@@ -442,7 +475,7 @@ func (b *bench) wake(ctx context.Context) {
 }
 
 func (b *bench) size() {
-	path := filepath.Join(b.root, "build/app.wasm")
+	path := filepath.Join(b.buildCopy, "app.wasm")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		b.problem("size: %v", err)

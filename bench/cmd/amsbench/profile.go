@@ -66,15 +66,18 @@ func (b *bench) startNamedBroker(ctx context.Context) (*amsTarget, func(), error
 			return nil, nil, err
 		}
 	}
-	srv, err := launch.Start(ctx, launch.Options{
+	opts := launch.Options{
 		Name: "ams-profile", Wrangler: filepath.Join(b.root, "node_modules/.bin/wrangler"), Config: b.amsConfig,
-		Main: filepath.Join(dir, "entry.mjs"),
-		Vars: map[string]string{
-			"AMS_CREDENTIAL_PEPPER":       launch.RandomHex(32),
-			"AMS_PERMISSIVE_TOKEN_PEPPER": launch.RandomHex(32),
-		},
+		Main:      filepath.Join(dir, "entry.mjs"),
+		Vars:      b.amsVars(),
 		ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second,
-	})
+	}
+	srv, err := launch.Start(ctx, opts)
+	if err != nil && ctx.Err() == nil {
+		// The free ports are picked before wrangler binds them; on a busy
+		// machine another process can take one in between. Try once more.
+		srv, err = launch.Start(ctx, opts)
+	}
 	if err != nil {
 		cleanup()
 		return nil, nil, err
