@@ -46,7 +46,9 @@ type ClientFrame struct {
 // DecodeClientFrame validates one text message from a client. On failure it
 // returns the close the connection must get.
 func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
-	if !ShallowJSON(msg, MaxJSONDepth) || !gjson.ValidBytes(msg) {
+	// A text message is UTF-8 (RFC 6455); workerd hands over only valid
+	// text, but the check keeps this decoder's contract whole on its own.
+	if !utf8.Valid(msg) || !ShallowJSON(msg, MaxJSONDepth) || !gjson.ValidBytes(msg) {
 		return ClientFrame{}, &CloseMalformedFrame
 	}
 	root := gjson.ParseBytes(msg)

@@ -52,7 +52,7 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	if !wire.ValidNamespace(p.ns) || !wire.ValidAlias(p.alias) {
 		return join, &wire.CloseConversationNotFound, nil
 	}
-	rec, err := conversationByAlias(ctx, s.KV, p.ns, p.alias)
+	rec, err := s.lookupConversation(ctx, p.ns, p.alias)
 	if errors.Is(err, errNotFound) {
 		return join, &wire.CloseConversationNotFound, nil
 	} else if err != nil {

@@ -23,11 +23,12 @@ func (s *Service) rotateLink(w http.ResponseWriter, r *http.Request, p params) {
 		writeError(w, wire.ErrNamespaceMismatch, "the credential's account does not own namespace "+p.ns)
 		return
 	}
-	rec, err := s.findConversation(ctx, p.ns, p.alias)
+	found, err := s.findConversation(ctx, p.ns, p.alias)
 	if err != nil {
 		respond(w, err)
 		return
 	}
+	rec := *found // the found record may be the cache's; change a copy
 	if rec.OwnerAccountID != acc.AccountID {
 		writeError(w, wire.ErrNamespaceMismatch, "only the conversation's owner may rotate its link")
 		return
@@ -39,6 +40,7 @@ func (s *Service) rotateLink(w http.ResponseWriter, r *http.Request, p params) {
 		respond(w, err)
 		return
 	}
+	s.Cache.keepConversation(&rec, s.Now())
 	if err := s.Objects.Rotate(ctx, rec.ConversationID, rec.LinkGeneration); err != nil {
 		respond(w, err)
 		return

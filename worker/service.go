@@ -36,6 +36,8 @@ type Service struct {
 	Now     func() time.Time
 	// FaultInjection lets the crash-recovery tests make a request fail (wire/faults.go).
 	FaultInjection bool
+	// Cache, shared by the requests of an isolate, saves KV reads; nil is none.
+	Cache *Cache
 }
 
 // Route is one endpoint of the API. The table below is the single source of
@@ -230,6 +232,9 @@ func (s *Service) authenticate(ctx context.Context, credential string) (*Account
 		return nil, fail(wire.ErrMissingCredential, "Authorization: Bearer ams_sk_... is required")
 	}
 	hash := s.Peppers.CredentialHash(credential)
+	if acc := s.Cache.account(hash, s.Now()); acc != nil && wire.HashesEqual(acc.CredentialHash, hash) {
+		return acc, nil
+	}
 	id, found, err := s.KV.Get(ctx, credentialIndexKey(hash))
 	if err != nil {
 		return nil, err
@@ -247,5 +252,6 @@ func (s *Service) authenticate(ctx context.Context, credential string) (*Account
 	if !wire.HashesEqual(acc.CredentialHash, hash) {
 		return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
 	}
+	s.Cache.keepAccount(hash, &acc, s.Now())
 	return &acc, nil
 }

@@ -91,9 +91,21 @@ func (s *Service) findConversation(ctx context.Context, ns, alias string) (*Conv
 	if !wire.ValidNamespace(ns) || !wire.ValidAlias(alias) {
 		return nil, notFound
 	}
-	rec, err := conversationByAlias(ctx, s.KV, ns, alias)
+	rec, err := s.lookupConversation(ctx, ns, alias)
 	if errors.Is(err, errNotFound) {
 		return nil, notFound
+	}
+	return rec, err
+}
+
+// lookupConversation is conversationByAlias through the isolate's cache.
+func (s *Service) lookupConversation(ctx context.Context, ns, alias string) (*ConversationRecord, error) {
+	if rec := s.Cache.conversation(ns, alias, s.Now()); rec != nil {
+		return rec, nil
+	}
+	rec, err := conversationByAlias(ctx, s.KV, ns, alias)
+	if err == nil {
+		s.Cache.keepConversation(rec, s.Now())
 	}
 	return rec, err
 }

@@ -26,6 +26,9 @@ const (
 // object; the object routes on the path alone.
 const internalOrigin = "https://conversation.internal"
 
+// isolateCache lives as long as the Go program, one per isolate.
+var isolateCache = NewCache()
+
 // Register exports the Worker's fetch handler to build/entry.mjs.
 func Register() {
 	bridge.ExportAsync("fetch", fetch, func(args []js.Value) js.Value {
@@ -78,6 +81,7 @@ func newService(env js.Value) (*Service, error) {
 		Now:     time.Now,
 
 		FaultInjection: getenv(wire.FaultInjectionVar) == "1",
+		Cache:          isolateCache,
 	}, nil
 }
 
