@@ -77,7 +77,7 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 		var batch []json.RawMessage
 		_ = json.Unmarshal(body, &batch)
 		if len(batch) == 0 {
-			writeRPC(w, http.StatusBadRequest, rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest, Message: "empty batch"}})
+			writeRPC(w, http.StatusOK, rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest, Message: "empty batch"}})
 			return
 		}
 		var replies []rpcReply
