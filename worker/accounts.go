@@ -39,15 +39,16 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 	}
 	// The namespace claim goes last: a failure before it leaves no
 	// half-created account that blocks the name.
-	for _, step := range []func() error{
+	if err := parallel(
 		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
 		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
-		func() error { return s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID) },
-	} {
-		if err := step(); err != nil {
-			respond(w, err)
-			return
-		}
+	); err != nil {
+		respond(w, err)
+		return
+	}
+	if err := s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID); err != nil {
+		respond(w, err)
+		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{
 		"account_id": acc.AccountID,

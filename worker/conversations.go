@@ -96,12 +96,16 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 		Metadata:            metadata,
 		CreatedAt:           wire.Timestamp(s.Now()),
 	}
-	if err := putJSON(ctx, s.KV, conversationKey(rec.ConversationID), rec); err != nil {
+	// Both writes in flight at once: a mint costs one KV round trip, not two.
+	// Should only the alias write land, lookups of it answer not_found, as
+	// for an alias that was never minted.
+	if err := parallel(
+		func() error { return putJSON(ctx, s.KV, conversationKey(rec.ConversationID), rec) },
+		func() error { return s.KV.Put(ctx, aliasKey(ns, alias), rec.ConversationID) },
+	); err != nil {
 		return nil, err
 	}
-	if err := s.KV.Put(ctx, aliasKey(ns, alias), rec.ConversationID); err != nil {
-		return nil, err
-	}
+	s.Cache.keepConversation(&rec, s.Now())
 	return &Minted{
 		ConversationID: rec.ConversationID,
 		Alias:          alias,

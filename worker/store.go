@@ -109,3 +109,18 @@ func (s *Service) lookupConversation(ctx context.Context, ns, alias string) (*Co
 	}
 	return rec, err
 }
+
+// parallel runs the steps concurrently and returns the first error.
+func parallel(steps ...func() error) error {
+	errs := make(chan error, len(steps))
+	for _, step := range steps {
+		go func() { errs <- step() }()
+	}
+	var first error
+	for range steps {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
