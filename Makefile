@@ -13,7 +13,7 @@ node_modules/.installed: package.json package-lock.json
 
 build: build/app.wasm build/wasm_exec.js
 
-build/app.wasm: $(shell find . -name '*.go' -not -path './node_modules/*') go.mod go.sum
+build/app.wasm: $(shell find . -name '*.go' -not -path './node_modules/*') $(wildcard worker/site/*) go.mod go.sum
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o $@ ./cmd/broker
 
 build/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js

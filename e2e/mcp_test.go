@@ -395,3 +395,39 @@ func TestMCPMemberIdleExpiry(t *testing.T) {
 	}
 	tool(t, agent, "ams_recv", map[string]any{"handle": handle}, "not_joined")
 }
+
+// TestMCPNotificationsOnTheStream: a client that accepts an event stream gets
+// each frame of an ams_recv also as notifications/ams/{type} before the result.
+func TestMCPNotificationsOnTheStream(t *testing.T) {
+	acc := newAccount(t)
+	conv := mint(t, acc, client.NewConversation{})
+	post := func(body string) (string, string) {
+		req, _ := http.NewRequest("POST", conv.MagicLink, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.Header.Get("Content-Type"), string(raw)
+	}
+	post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ams_join","arguments":{"stream_name":"listener"}}}`)
+	ws, _ := join(t, conv.MagicLink, client.DialOptions{Credential: acc.Credential, StreamName: "talker"})
+	ws.SendToken(testContext(t, 5*time.Second), "notify me")
+	quiet(t, ws)
+	ct, body := post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ams_recv","arguments":{"stream_name":"listener","wait_ms":5000}}}`)
+	events := strings.Split(strings.TrimSpace(body), "\n\n")
+	if !strings.HasPrefix(ct, "text/event-stream") || len(events) != 3 {
+		t.Fatalf("%s with %d events: %s", ct, len(events), body)
+	}
+	for i, want := range []string{`"method":"notifications/ams/stream_joined"`, `"method":"notifications/ams/token"`, `"id":2`} {
+		if !strings.HasPrefix(events[i], "event: message\ndata: ") || !strings.Contains(events[i], want) {
+			t.Fatalf("event %d lacks %s: %s", i, want, events[i])
+		}
+	}
+	if !strings.Contains(events[1], `"data":"notify me"`) || strings.Contains(events[1], `"type"`) {
+		t.Fatalf("the token notification's params: %s", events[1])
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -98,7 +101,62 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if notes := c.notifications(body, reply); notes != nil {
+		writeEventStream(w, append(notes, reply))
+		return
+	}
 	writeRPC(w, http.StatusOK, reply)
+}
+
+// notifications turns the frames an ams_recv returns into the PROTOCOL §6
+// notifications (notifications/ams/{type}, params = the frame without type,
+// and notifications/ams/truncated), for a client that accepts an event
+// stream. They precede the call's result on the same stream; nil otherwise.
+func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
+	if !strings.Contains(c.r.Header.Get("Accept"), "text/event-stream") || reply.Error != nil ||
+		gjson.GetBytes(request, "method").Str != "tools/call" || gjson.GetBytes(request, "params.name").Str != "ams_recv" {
+		return nil
+	}
+	result, _ := reply.Result.(map[string]any)
+	structured, _ := result["structuredContent"].(json.RawMessage)
+	if result["isError"] == true || structured == nil {
+		return nil
+	}
+	notes := []any{}
+	if gjson.GetBytes(structured, "truncated").Bool() {
+		notes = append(notes, rpcNotification("notifications/ams/truncated", map[string]any{"cursor": gjson.GetBytes(structured, "cursor").Int()}))
+	}
+	for _, frame := range gjson.GetBytes(structured, "frames").Array() {
+		params := map[string]json.RawMessage{}
+		frame.ForEach(func(k, v gjson.Result) bool {
+			if k.Str != "type" {
+				params[k.Str] = json.RawMessage(v.Raw)
+			}
+			return true
+		})
+		notes = append(notes, rpcNotification("notifications/ams/"+frame.Get("type").Str, params))
+	}
+	return notes
+}
+
+func rpcNotification(method string, params any) map[string]any {
+	return map[string]any{"jsonrpc": "2.0", "method": method, "params": params}
+}
+
+// writeEventStream answers with Server-Sent Events, one message each.
+func writeEventStream(w http.ResponseWriter, messages []any) {
+	var buf bytes.Buffer
+	for _, m := range messages {
+		buf.WriteString("event: message\ndata: ")
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(m) // ends the data line
+		buf.WriteString("\n")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func writeRPC(w http.ResponseWriter, status int, v any) {

@@ -101,7 +101,10 @@ func rpc(t *testing.T, s *Service, target, bearerToken, method string, params an
 	if w.Code != http.StatusOK {
 		t.Fatalf("%s: HTTP %d %s", method, w.Code, w.Body.String())
 	}
-	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	switch ct := w.Header().Get("Content-Type"); {
+	case strings.HasPrefix(ct, "text/event-stream"):
+		checkNotifications(t, w)
+	case !strings.HasPrefix(ct, "application/json"):
 		t.Errorf("%s: Content-Type %q", method, ct)
 	}
 	resp := decodeRPC(t, w)
@@ -1109,4 +1112,73 @@ func TestMCPSubscribeStreamsElements(t *testing.T) {
 			t.Errorf("subscribe %q: %s", bad, code)
 		}
 	}
+}
+
+// checkNotifications reads an event-stream answer to ams_recv: every event but
+// the last is a notifications/ams/{type} whose params are a returned frame
+// without its type, in order (after a notifications/ams/truncated when the
+// reading was truncated); the last event, left in w.Body, is the response.
+func checkNotifications(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	var events []string
+	for _, block := range strings.Split(strings.TrimSpace(w.Body.String()), "\n\n") {
+		if !strings.HasPrefix(block, "event: message\ndata: ") {
+			t.Fatalf("malformed event %q", block)
+		}
+		events = append(events, strings.TrimPrefix(block, "event: message\ndata: "))
+	}
+	last := events[len(events)-1]
+	var result struct {
+		Result struct {
+			StructuredContent struct {
+				Frames    []map[string]json.RawMessage `json:"frames"`
+				Truncated bool                         `json:"truncated"`
+			} `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(last), &result); err != nil {
+		t.Fatalf("last event %q: %v", last, err)
+	}
+	notes := events[:len(events)-1]
+	frames := result.Result.StructuredContent.Frames
+	if result.Result.StructuredContent.Truncated {
+		if len(notes) == 0 || !strings.Contains(notes[0], `"notifications/ams/truncated"`) {
+			t.Fatalf("a truncated reading without its notification: %v", notes)
+		}
+		notes = notes[1:]
+	}
+	if len(notes) != len(frames) {
+		t.Fatalf("%d notifications for %d frames", len(notes), len(frames))
+	}
+	for i, note := range notes {
+		var n struct {
+			Method string                     `json:"method"`
+			Params map[string]json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal([]byte(note), &n); err != nil {
+			t.Fatalf("notification %q: %v", note, err)
+		}
+		var typ string
+		_ = json.Unmarshal(frames[i]["type"], &typ)
+		if n.Method != "notifications/ams/"+typ || len(n.Params) != len(frames[i])-1 {
+			t.Fatalf("notification %d %s does not carry frame %v", i, n.Method, frames[i])
+		}
+		for k, v := range n.Params {
+			if !jsonEqualRaw(v, frames[i][k]) {
+				t.Fatalf("notification %d param %s = %s, frame has %s", i, k, v, frames[i][k])
+			}
+		}
+	}
+	w.Body.Reset()
+	w.Body.WriteString(last)
+}
+
+func jsonEqualRaw(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ra, _ := json.Marshal(x)
+	rb, _ := json.Marshal(y)
+	return string(ra) == string(rb)
 }

@@ -38,9 +38,19 @@ async function rpc(endpoint, method, params) {
     params: { ...params, _meta: { "io.modelcontextprotocol/protocolVersion": MCP_VERSION } },
   };
   const res = await fetch(endpoint, { method: "POST", headers, body: JSON.stringify(body) });
-  const reply = await res.json();
+  const reply = await readReply(res);
   if (reply.error) throw new Error(reply.error.message || String(reply.error.code));
   return reply.result;
+}
+
+// readReply reads a JSON-RPC response sent as JSON or as an event stream,
+// where notifications/ams/* precede the response (the frames are in the
+// result too, so the page reads them there).
+async function readReply(res) {
+  if (!(res.headers.get("Content-Type") || "").startsWith("text/event-stream")) return res.json();
+  const events = (await res.text()).split("\n\n").filter((e) => e.startsWith("event: message\ndata: "));
+  const messages = events.map((e) => JSON.parse(e.slice("event: message\ndata: ".length)));
+  return messages.find((m) => "id" in m);
 }
 
 async function tool(endpoint, name, args) {
