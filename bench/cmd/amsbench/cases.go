@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ams-dev/ams/bench/launch"
+	"github.com/ams-dev/ams/internal/wranglerdev"
 )
 
 // epoch is the load generator's clock: tokens carry nanoseconds since epoch
@@ -252,12 +252,12 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 }
 
 // servers are every running Worker; settle waits for all of them.
-var servers []*launch.Server
+var servers []*wranglerdev.Server
 
 // settle waits (bounded) until every server's workerd is nearly idle, so
 // one case's tail (e.g. 1000 stream_left broadcasts) does not bleed into the
 // next case, on either server. srv is kept for the call sites' clarity.
-func settle(ctx context.Context, srv *launch.Server, max time.Duration) time.Duration {
+func settle(ctx context.Context, srv *wranglerdev.Server, max time.Duration) time.Duration {
 	began := time.Now()
 	var pids []int
 	for _, s := range servers {
@@ -266,10 +266,10 @@ func settle(ctx context.Context, srv *launch.Server, max time.Duration) time.Dur
 	if len(servers) == 0 {
 		pids = srv.Workerd()
 	}
-	prev := launch.CPU(pids)
+	prev := wranglerdev.CPU(pids)
 	for time.Since(began) < max && ctx.Err() == nil {
 		time.Sleep(300 * time.Millisecond)
-		cur := launch.CPU(pids)
+		cur := wranglerdev.CPU(pids)
 		if cur-prev <= 20*time.Millisecond { // under ~7% of a core
 			break
 		}
@@ -336,7 +336,7 @@ func runFanout(ctx context.Context, tg target, n int, cfg config) (res fanoutRes
 	if cfg.beforeSend != nil {
 		cfg.beforeSend()
 	}
-	cpu0, self0 := launch.CPU(pids), selfCPU()
+	cpu0, self0 := wranglerdev.CPU(pids), selfCPU()
 	began := now()
 	stopAt := time.Now().Add(cfg.fanoutDuration)
 	sent := 0
@@ -359,7 +359,7 @@ func runFanout(ctx context.Context, tg target, n int, cfg config) (res fanoutRes
 	res.Sent = sent
 	res.Expected = int64(sent) * int64(n)
 	_ = waitFor(ctx, cfg.drain, func() bool { return g.c.delivered.Load() >= res.Expected })
-	cpu1, self1 := launch.CPU(pids), selfCPU()
+	cpu1, self1 := wranglerdev.CPU(pids), selfCPU()
 	if cfg.afterDrain != nil {
 		cfg.afterDrain()
 	}
@@ -420,7 +420,7 @@ func runLatency(ctx context.Context, tg target, name string, pubs, subs int, rat
 	perPub := int(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
 	pids := tg.Server().Workerd()
-	cpu0 := launch.CPU(pids)
+	cpu0 := wranglerdev.CPU(pids)
 	start := time.Now().Add(20 * time.Millisecond)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -445,7 +445,7 @@ func runLatency(ctx context.Context, tg target, name string, pubs, subs int, rat
 	res.Sent = int(sent.Load())
 	res.Expected = sent.Load() * int64(subs)
 	_ = waitFor(ctx, cfg.drain, func() bool { return g.c.delivered.Load() >= res.Expected })
-	cpu1 := launch.CPU(pids)
+	cpu1 := wranglerdev.CPU(pids)
 	if e, ok := sendErr.Load().(string); ok {
 		res.Error = "send: " + e
 	}
@@ -494,7 +494,7 @@ func runJoin(ctx context.Context, tg target, n int) (res joinResult) {
 	var cpu time.Duration
 	for i := 0; i <= n && ctx.Err() == nil; i++ {
 		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		cpu0 := launch.CPU(pids)
+		cpu0 := wranglerdev.CPU(pids)
 		began := time.Now()
 		p, err := tg.Join(jctx, r, i)
 		d := time.Since(began)
@@ -507,7 +507,7 @@ func runJoin(ctx context.Context, tg target, n int) (res joinResult) {
 			res.First, res.FirstMs = d, ms(d)
 		} else {
 			lat = append(lat, d)
-			cpu += launch.CPU(pids) - cpu0
+			cpu += wranglerdev.CPU(pids) - cpu0
 		}
 		p.Close()
 	}
@@ -525,14 +525,14 @@ type callResult struct {
 }
 
 // runCalls times n sequential calls of fn on a kept-alive connection.
-func runCalls(ctx context.Context, srv *launch.Server, n int, fn func(context.Context) error) (res callResult) {
+func runCalls(ctx context.Context, srv *wranglerdev.Server, n int, fn func(context.Context) error) (res callResult) {
 	// One untimed call opens the kept-alive connection.
 	if err := fn(ctx); err != nil {
 		res.Error = err.Error()
 		return res
 	}
 	pids := srv.Workerd()
-	cpu0 := launch.CPU(pids)
+	cpu0 := wranglerdev.CPU(pids)
 	var lat []time.Duration
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		began := time.Now()
@@ -544,7 +544,7 @@ func runCalls(ctx context.Context, srv *launch.Server, n int, fn func(context.Co
 	}
 	res.Lat = summarize(lat)
 	if len(lat) > 0 {
-		res.ServerCPUus = float64((launch.CPU(pids) - cpu0).Microseconds()) / float64(len(lat))
+		res.ServerCPUus = float64((wranglerdev.CPU(pids) - cpu0).Microseconds()) / float64(len(lat))
 	}
 	return res
 }

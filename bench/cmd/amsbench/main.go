@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ams-dev/ams/bench/launch"
+	"github.com/ams-dev/ams/internal/wranglerdev"
 )
 
 type config struct {
@@ -153,7 +153,7 @@ func run() int {
 	b.details["command"] = strings.Join(os.Args, " ")
 	code := b.run(ctx)
 	if *logs {
-		for _, s := range []*launch.Server{b.amsSrv, b.floorSrv} {
+		for _, s := range []*wranglerdev.Server{b.amsSrv, b.floorSrv} {
 			if s != nil {
 				fmt.Fprintf(os.Stderr, "---- %s: wrangler dev output ----\n%s\n", s.Name, s.Logs())
 			}
@@ -194,11 +194,11 @@ func run() int {
 type bench struct {
 	cfg       config
 	root      string
-	amsSrv    *launch.Server
-	floorSrv  *launch.Server
+	amsSrv    *wranglerdev.Server
+	floorSrv  *wranglerdev.Server
 	ams       *amsTarget
 	floor     *floorTarget
-	samplers  map[string]*launch.Sampler
+	samplers  map[string]*wranglerdev.Sampler
 	rows      []row
 	details   map[string]any
 	problems  []string
@@ -215,7 +215,7 @@ func (b *bench) problem(format string, args ...any) {
 
 func (b *bench) stop() {
 	b.stopOnce.Do(func() {
-		for _, s := range []*launch.Server{b.amsSrv, b.floorSrv} {
+		for _, s := range []*wranglerdev.Server{b.amsSrv, b.floorSrv} {
 			if s != nil {
 				s.Stop()
 			}
@@ -240,14 +240,14 @@ func (b *bench) run(ctx context.Context) (code int) {
 		b.problem("start: %v", err)
 		return 1
 	}
-	b.samplers = map[string]*launch.Sampler{
-		"ams":   launch.Sample(b.amsSrv, 100*time.Millisecond),
-		"floor": launch.Sample(b.floorSrv, 100*time.Millisecond),
+	b.samplers = map[string]*wranglerdev.Sampler{
+		"ams":   wranglerdev.Sample(b.amsSrv, 100*time.Millisecond),
+		"floor": wranglerdev.Sample(b.floorSrv, 100*time.Millisecond),
 	}
 	b.cold(ctx)
 	idleRSS := map[string]int64{}
-	for name, s := range map[string]*launch.Server{"ams": b.amsSrv, "floor": b.floorSrv} {
-		idleRSS[name], _ = launch.Memory(s.Workerd())
+	for name, s := range map[string]*wranglerdev.Server{"ams": b.amsSrv, "floor": b.floorSrv} {
+		idleRSS[name], _ = wranglerdev.Memory(s.Workerd())
 	}
 	step := func(name string, fn func()) {
 		if !contains(b.cfg.Cases, name) || ctx.Err() != nil {
@@ -258,7 +258,7 @@ func (b *bench) run(ctx context.Context) (code int) {
 		fn()
 		fmt.Fprintf(os.Stderr, "amsbench: %s done in %s\n", name, time.Since(began).Round(time.Millisecond))
 	}
-	b.others = launch.Others(b.amsSrv.Pgid(), b.floorSrv.Pgid())
+	b.others = wranglerdev.Others(b.amsSrv.Pgid(), b.floorSrv.Pgid())
 	step("control", func() { b.control(ctx) })
 	step("join", func() { b.join(ctx) })
 	step("fanout", func() { b.fanout(ctx) })
@@ -267,7 +267,7 @@ func (b *bench) run(ctx context.Context) (code int) {
 	step("profile", func() { b.profile(ctx) })
 	b.size()
 	b.memory(idleRSS)
-	for _, o := range launch.Others(b.amsSrv.Pgid(), b.floorSrv.Pgid()) {
+	for _, o := range wranglerdev.Others(b.amsSrv.Pgid(), b.floorSrv.Pgid()) {
 		if !contains(b.others, o) {
 			b.others = append(b.others, o)
 		}
@@ -306,7 +306,7 @@ func (b *bench) start(ctx context.Context) error {
 			return err
 		}
 	}
-	b.amsSrv, err = launch.Start(ctx, launch.Options{
+	b.amsSrv, err = wranglerdev.Start(ctx, wranglerdev.Options{
 		Name: "ams", Wrangler: wrangler, Config: amsConfig,
 		Main:      filepath.Join(b.buildCopy, "entry.mjs"),
 		Vars:      b.amsVars(),
@@ -319,7 +319,7 @@ func (b *bench) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.floorSrv, err = launch.Start(ctx, launch.Options{
+	b.floorSrv, err = wranglerdev.Start(ctx, wranglerdev.Options{
 		Name: "floor", Wrangler: wrangler, Config: floorConfig,
 		Main:      filepath.Join(b.root, "bench/floor/entry.mjs"),
 		ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second,
@@ -327,7 +327,7 @@ func (b *bench) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	servers = []*launch.Server{b.amsSrv, b.floorSrv}
+	servers = []*wranglerdev.Server{b.amsSrv, b.floorSrv}
 	h := newHTTPClient()
 	b.ams = &amsTarget{srv: b.amsSrv, http: h}
 	b.floor = &floorTarget{srv: b.floorSrv, http: h}
@@ -339,8 +339,8 @@ func (b *bench) start(ctx context.Context) error {
 // (.dev.vars overrides wrangler.toml's [vars]).
 func (b *bench) amsVars() map[string]string {
 	vars := map[string]string{
-		"AMS_CREDENTIAL_PEPPER":       launch.RandomHex(32),
-		"AMS_PERMISSIVE_TOKEN_PEPPER": launch.RandomHex(32),
+		"AMS_CREDENTIAL_PEPPER":       wranglerdev.RandomHex(32),
+		"AMS_PERMISSIVE_TOKEN_PEPPER": wranglerdev.RandomHex(32),
 	}
 	if b.cfg.ReplayEvents != "" {
 		vars["AMS_REPLAY_EVENTS"] = b.cfg.ReplayEvents
@@ -493,7 +493,7 @@ func (b *bench) size() {
 
 func (b *bench) memory(idle map[string]int64) {
 	peaks := map[string][3]int64{}
-	for name, s := range map[string]*launch.Server{"ams": b.amsSrv, "floor": b.floorSrv} {
+	for name, s := range map[string]*wranglerdev.Server{"ams": b.amsSrv, "floor": b.floorSrv} {
 		b.samplers[name].Stop(s)
 		rss, hwm, _ := b.samplers[name].Peak()
 		peaks[name] = [3]int64{idle[name], rss, hwm}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ams-dev/ams/bench/cdp"
-	"github.com/ams-dev/ams/bench/launch"
+	"github.com/ams-dev/ams/internal/wranglerdev"
 )
 
 // profileRun is a V8 CPU profile of one target during one phase.
@@ -66,17 +66,17 @@ func (b *bench) startNamedBroker(ctx context.Context) (*amsTarget, func(), error
 			return nil, nil, err
 		}
 	}
-	opts := launch.Options{
+	opts := wranglerdev.Options{
 		Name: "ams-profile", Wrangler: filepath.Join(b.root, "node_modules/.bin/wrangler"), Config: b.amsConfig,
 		Main:      filepath.Join(dir, "entry.mjs"),
 		Vars:      b.amsVars(),
 		ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second,
 	}
-	srv, err := launch.Start(ctx, opts)
+	srv, err := wranglerdev.Start(ctx, opts)
 	if err != nil && ctx.Err() == nil {
 		// The free ports are picked before wrangler binds them; on a busy
 		// machine another process can take one in between. Try once more.
-		srv, err = launch.Start(ctx, opts)
+		srv, err = wranglerdev.Start(ctx, opts)
 	}
 	if err != nil {
 		cleanup()

@@ -11,8 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/ams-dev/ams/bench/launch"
 	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/internal/wranglerdev"
 	"github.com/ams-dev/ams/wire"
 )
 
@@ -20,7 +20,7 @@ import (
 // runs the same code against both; only these methods differ.
 type target interface {
 	Name() string
-	Server() *launch.Server
+	Server() *wranglerdev.Server
 	// NewRoom makes a fresh conversation (AMS: a mint; floor: a new room name).
 	NewRoom(ctx context.Context) (room, error)
 	// Join opens one stream of room and returns once it is usable (AMS: the
@@ -88,15 +88,15 @@ func get(ctx context.Context, h *http.Client, url string) error {
 var streamsPerAccount = wire.DefaultLimits.StreamsPerAccount
 
 type amsTarget struct {
-	srv  *launch.Server
+	srv  *wranglerdev.Server
 	http *http.Client
 
 	mu       sync.Mutex
 	accounts []*client.Account // accounts[0] owns every conversation
 }
 
-func (a *amsTarget) Name() string           { return "ams" }
-func (a *amsTarget) Server() *launch.Server { return a.srv }
+func (a *amsTarget) Name() string                { return "ams" }
+func (a *amsTarget) Server() *wranglerdev.Server { return a.srv }
 
 func (a *amsTarget) client(credential string) *client.Client {
 	return &client.Client{BaseURL: a.srv.URL, Credential: credential, HTTP: a.http}
@@ -121,7 +121,7 @@ func (a *amsTarget) Prepare(ctx context.Context, slots int) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			acc, err := a.client("").CreateAccount(ctx, "bench-"+launch.RandomHex(6))
+			acc, err := a.client("").CreateAccount(ctx, "bench-"+wranglerdev.RandomHex(6))
 			if err != nil {
 				errs <- fmt.Errorf("create account: %w", err)
 				return
@@ -208,16 +208,16 @@ func (p *amsPeer) Close() { _ = p.conn.CloseNow() }
 // ---- floor ----
 
 type floorTarget struct {
-	srv  *launch.Server
+	srv  *wranglerdev.Server
 	http *http.Client
 }
 
 func (f *floorTarget) Name() string                             { return "floor" }
-func (f *floorTarget) Server() *launch.Server                   { return f.srv }
+func (f *floorTarget) Server() *wranglerdev.Server              { return f.srv }
 func (f *floorTarget) Prepare(ctx context.Context, n int) error { return nil }
 
 func (f *floorTarget) NewRoom(ctx context.Context) (room, error) {
-	return room{name: "r" + launch.RandomHex(8)}, nil
+	return room{name: "r" + wranglerdev.RandomHex(8)}, nil
 }
 
 func (f *floorTarget) Control(ctx context.Context) error {

@@ -1,10 +1,9 @@
-// Package launch starts a Worker under `wrangler dev` for the benchmark: a
-// private temporary directory holds the config and .dev.vars, the process
-// runs in its own process group (so Stop kills wrangler and its workerd
-// together) and only listens on 127.0.0.1. It also reads the memory and CPU
-// of the workerd process from /proc. It mirrors e2e/broker_test.go, which
-// cannot be imported.
-package launch
+// Package wranglerdev starts a Worker under `wrangler dev` for the
+// end-to-end tests and the benchmark: a private temporary directory holds the
+// config and .dev.vars, the process runs in its own process group (so Stop
+// kills wrangler and its workerd together) and only listens on 127.0.0.1. It
+// also reads the memory and CPU of the workerd process from /proc.
+package wranglerdev
 
 import (
 	"bytes"
@@ -41,6 +40,9 @@ type Options struct {
 	ReadyPath string
 	// ReadyTimeout bounds the wait for readiness.
 	ReadyTimeout time.Duration
+	// PersistDir keeps local KV and Durable Object state across runs; empty
+	// means a directory removed by Stop.
+	PersistDir string
 }
 
 // Server is a running `wrangler dev`.
@@ -95,11 +97,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.WriteFile(configPath, config, 0o644); err != nil {
 		return fail(err)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	inspector, err := freePort()
+	inspector, err := FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -109,7 +111,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"--config", configPath,
 		"--port", fmt.Sprint(port), "--ip", "127.0.0.1",
 		"--inspector-port", fmt.Sprint(inspector),
-		"--persist-to", filepath.Join(dir, "state"),
+		"--persist-to", persistDir(opts, dir),
 		"--show-interactive-dev-session=false")
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
@@ -197,7 +199,15 @@ func (s *Server) Group() []int {
 	return GroupProcesses(s.cmd.Process.Pid, "")
 }
 
-func freePort() (int, error) {
+func persistDir(opts Options, dir string) string {
+	if opts.PersistDir != "" {
+		return opts.PersistDir
+	}
+	return filepath.Join(dir, "state")
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -222,7 +232,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Bound what a chatty process can make us hold.
-	if s.buf.Len() > 8<<20 {
+	if s.buf.Len() > 64<<20 {
 		return len(p), nil
 	}
 	return s.buf.Write(p)
