@@ -62,16 +62,7 @@ type NewConversation struct {
 }
 
 // Conversation is the answer of a mint.
-type Conversation struct {
-	ConversationID string          `json:"conversation_id"`
-	Alias          string          `json:"alias"`
-	MagicLink      string          `json:"magic_link"`
-	StreamID       string          `json:"stream_id"`
-	StreamName     string          `json:"stream_name"`
-	Metadata       json.RawMessage `json:"metadata"`
-	StreamMetadata json.RawMessage `json:"stream_metadata"`
-	CreatedAt      string          `json:"created_at"`
-}
+type Conversation = wire.Minted
 
 // CreateConversation mints a conversation in namespace ns with c.Credential.
 func (c *Client) CreateConversation(ctx context.Context, ns string, req NewConversation) (*Conversation, error) {

@@ -43,21 +43,9 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 	writeJSON(w, http.StatusCreated, minted)
 }
 
-// Minted is the answer of a mint, over REST and MCP alike.
-type Minted struct {
-	ConversationID string          `json:"conversation_id"`
-	Alias          string          `json:"alias"`
-	MagicLink      string          `json:"magic_link"`
-	StreamID       string          `json:"stream_id"`
-	StreamName     string          `json:"stream_name"`
-	Metadata       json.RawMessage `json:"metadata"`
-	StreamMetadata json.RawMessage `json:"stream_metadata"`
-	CreatedAt      string          `json:"created_at"`
-}
-
 // mint creates a conversation owned by acc in its namespace; the magic link
 // names the host r was sent to.
-func (s *Service) mint(r *http.Request, acc *Account, body createConversationBody) (*Minted, error) {
+func (s *Service) mint(r *http.Request, acc *Account, body createConversationBody) (*wire.Minted, error) {
 	ctx := r.Context()
 	if body.IDKind != nil && *body.IDKind != wire.IDKindUUID {
 		return nil, fail(wire.ErrUnsupportedIDKind, `id_kind must be "uuid"`)
@@ -106,7 +94,7 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 		return nil, err
 	}
 	s.Cache.keepConversation(&rec, s.Now())
-	return &Minted{
+	return &wire.Minted{
 		ConversationID: rec.ConversationID,
 		Alias:          alias,
 		MagicLink:      MagicLink(r, ns, alias, token),
