@@ -76,6 +76,13 @@ export class Conversation extends DurableObject {
   }
 }
 
+// One object per namespace owns its claims (namespace/namespace.go).
+export class Namespace extends DurableObject {
+  fetch(request) {
+    return call(this.env, "namespaceFetch", this, request);
+  }
+}
+
 export default {
   fetch(request, env, ctx) {
     return call(env, "fetch", request, env, ctx);

@@ -56,6 +56,7 @@ var (
 	ErrInvalidStreamName     = Error{400, "invalid_stream_name"}
 	ErrInvalidMetadata       = Error{400, "invalid_metadata"}
 	ErrInvalidStreamMetadata = Error{400, "invalid_stream_metadata"}
+	ErrMetadataTooLarge      = Error{400, "metadata_too_large"}
 	ErrUnsupportedIDKind     = Error{400, "unsupported_id_kind"}
 	ErrAliasTaken            = Error{409, "alias_taken"}
 	ErrMissingToken          = Error{400, "missing_token"}

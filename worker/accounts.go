@@ -37,16 +37,26 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 		CredentialHash: s.Peppers.CredentialHash(credential),
 		CreatedAt:      wire.Timestamp(s.Now()),
 	}
-	// The namespace claim goes last: a failure before it leaves no
-	// half-created account that blocks the name.
-	if err := parallel(
-		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
-		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
-	); err != nil {
+	// The KV check above only refuses early (and covers namespaces the hosted
+	// reference wrote); the namespace's object decides a race.
+	if claimed, err := s.claimNamespace(ctx, &acc); err != nil {
 		respond(w, err)
 		return
+	} else if !claimed {
+		writeError(w, wire.ErrNamespaceTaken, "namespace "+body.Namespace+" is taken")
+		return
 	}
-	if err := s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID); err != nil {
+	// The KV namespace key goes last: should a write fail, the claim is
+	// released and no half-created account blocks the name.
+	err := parallel(
+		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
+		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
+	)
+	if err == nil {
+		err = s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID)
+	}
+	if err != nil {
+		s.releaseNamespace(ctx, &acc)
 		respond(w, err)
 		return
 	}

@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -47,16 +49,10 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 // names the host r was sent to.
 func (s *Service) mint(r *http.Request, acc *Account, body createConversationBody) (*wire.Minted, error) {
 	ctx := r.Context()
-	if body.IDKind != nil && *body.IDKind != wire.IDKindUUID {
-		return nil, fail(wire.ErrUnsupportedIDKind, `id_kind must be "uuid"`)
-	}
-	metadata, ok := s.metadataField(body.Metadata)
-	if !ok {
-		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object")
-	}
-	streamMetadata, ok := s.metadataField(body.StreamMetadata)
-	if !ok {
-		return nil, fail(wire.ErrInvalidStreamMetadata, "stream_metadata must be a JSON object")
+	// In the hosted reference's order, so a body with several faults gets
+	// the code a client of the reference saw.
+	if body.Alias != nil && !wire.ValidAlias(*body.Alias) {
+		return nil, fail(wire.ErrInvalidAlias, "alias must match ^[a-z0-9][a-z0-9-]{0,62}$")
 	}
 	streamName := wire.NewDefaultStreamName()
 	if body.StreamName != nil {
@@ -65,18 +61,23 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 		}
 		streamName = *body.StreamName
 	}
-	if body.Alias != nil && !wire.ValidAlias(*body.Alias) {
-		return nil, fail(wire.ErrInvalidAlias, "alias must match ^[a-z0-9][a-z0-9-]{0,62}$")
+	if body.IDKind != nil && *body.IDKind != wire.IDKindUUID {
+		return nil, fail(wire.ErrUnsupportedIDKind, `id_kind must be "uuid"`)
 	}
-	ns := acc.Namespace
-	alias, err := s.claimAlias(r, ns, body.Alias)
+	// Conversation metadata holds prompts and instructions: it may fill the
+	// whole body. Stream metadata rides in every joined frame: it keeps its limit.
+	metadata, err := metadataField(body.Metadata, s.Limits.BodyBytes, wire.ErrInvalidMetadata, "metadata")
 	if err != nil {
 		return nil, err
 	}
+	streamMetadata, err := metadataField(body.StreamMetadata, s.Limits.MetadataBytes, wire.ErrInvalidStreamMetadata, "stream_metadata")
+	if err != nil {
+		return nil, err
+	}
+	ns := acc.Namespace
 	token := wire.NewPermissiveToken()
 	rec := ConversationRecord{
 		ConversationID:      wire.NewConversationID(),
-		Alias:               alias,
 		Namespace:           ns,
 		OwnerAccountID:      acc.AccountID,
 		IDKind:              wire.IDKindUUID,
@@ -84,16 +85,25 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 		Metadata:            metadata,
 		CreatedAt:           wire.Timestamp(s.Now()),
 	}
+	if err := s.claimAlias(ctx, &rec, body.Alias); err != nil {
+		return nil, err
+	}
+	alias := rec.Alias
+	kv, lagging := s.KV, s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != ""
+	if lagging {
+		kv = unpropagatedKV{s.KV}
+	}
 	// Both writes in flight at once: a mint costs one KV round trip, not two.
-	// Should only the alias write land, lookups of it answer not_found, as
-	// for an alias that was never minted.
+	// Until they land everywhere, lookups fall back to the alias's owner.
 	if err := parallel(
-		func() error { return putJSON(ctx, s.KV, conversationKey(rec.ConversationID), rec) },
-		func() error { return s.KV.Put(ctx, aliasKey(ns, alias), rec.ConversationID) },
+		func() error { return putJSON(ctx, kv, conversationKey(rec.ConversationID), rec) },
+		func() error { return kv.Put(ctx, aliasKey(ns, alias), rec.ConversationID) },
 	); err != nil {
 		return nil, err
 	}
-	s.Cache.keepConversation(&rec, s.Now())
+	if !lagging {
+		s.Cache.keepConversation(&rec, s.Now())
+	}
 	return &wire.Minted{
 		ConversationID: rec.ConversationID,
 		Alias:          alias,
@@ -107,37 +117,48 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 }
 
 // metadataField accepts an absent or null field as {} and otherwise demands
-// a JSON object within the metadata limit.
-func (s *Service) metadataField(raw json.RawMessage) (json.RawMessage, bool) {
+// a JSON object (else invalid, naming the field) of at most limit bytes
+// (else metadata_too_large).
+func metadataField(raw json.RawMessage, limit int, invalid wire.Error, field string) (json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return json.RawMessage(wire.EmptyObject), true
+		return json.RawMessage(wire.EmptyObject), nil
 	}
-	if len(raw) > s.Limits.MetadataBytes || !wire.IsJSONObject(raw) {
-		return nil, false
+	if !wire.IsJSONObject(raw) {
+		return nil, fail(invalid, field+" must be a JSON object")
 	}
-	return raw, true
+	if len(raw) > limit {
+		return nil, fail(wire.ErrMetadataTooLarge, field+" exceeds its limit of "+strconv.Itoa(limit)+" bytes")
+	}
+	return raw, nil
 }
 
-// claimAlias checks a requested alias or generates a free one.
-func (s *Service) claimAlias(r *http.Request, ns string, requested *string) (string, error) {
-	ctx := r.Context()
+// claimAlias claims the requested alias, or a generated free one, for rec
+// and sets rec.Alias. KV is checked first for aliases the hosted reference
+// wrote; the namespace's object decides a race.
+func (s *Service) claimAlias(ctx context.Context, rec *ConversationRecord, requested *string) error {
 	for attempt := 0; attempt < aliasAttempts; attempt++ {
-		alias := wire.NewAlias()
+		rec.Alias = wire.NewAlias()
 		if requested != nil {
-			alias = *requested
+			rec.Alias = *requested
 		}
-		_, taken, err := s.KV.Get(ctx, aliasKey(ns, alias))
+		_, taken, err := s.KV.Get(ctx, aliasKey(rec.Namespace, rec.Alias))
 		if err != nil {
-			return "", err
+			return err
 		}
 		if !taken {
-			return alias, nil
+			if taken, err = s.claimAliasFor(ctx, rec); err != nil {
+				return err
+			}
+			taken = !taken
+		}
+		if !taken {
+			return nil
 		}
 		if requested != nil {
-			return "", fail(wire.ErrAliasTaken, "alias "+alias+" is taken in namespace "+ns)
+			return fail(wire.ErrAliasTaken, "alias "+rec.Alias+" is taken in namespace "+rec.Namespace)
 		}
 	}
-	return "", errors.New("no free alias after retries")
+	return errors.New("no free alias after retries")
 }
 
 // MagicLink addresses a conversation on the host the client called, so one

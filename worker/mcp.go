@@ -280,9 +280,9 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 	} else if !wire.ValidStreamName(name) {
 		return nil, fail(wire.ErrInvalidStreamName, "stream_name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 	}
-	metadata, ok := c.s.metadataField(in.StreamMetadata)
-	if !ok {
-		return nil, fail(wire.ErrInvalidStreamMetadata, "stream_metadata must be a JSON object")
+	metadata, err := metadataField(in.StreamMetadata, c.s.Limits.MetadataBytes, wire.ErrInvalidStreamMetadata, "stream_metadata")
+	if err != nil {
+		return nil, err
 	}
 	subscribe, ok := subscribeList(in.SubscribeStreams, c.s.Limits.SubscribeStreams)
 	if !ok {
@@ -412,9 +412,9 @@ func (c *mcpCall) setMetadata(ctx context.Context, in metadataInput) (any, error
 	if !wire.IsJSONObject(in.Metadata) {
 		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object")
 	}
-	metadata, ok := c.s.metadataField(in.Metadata)
-	if !ok {
-		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object within the size limit")
+	metadata, err := metadataField(in.Metadata, c.s.Limits.MetadataBytes, wire.ErrInvalidMetadata, "metadata")
+	if err != nil {
+		return nil, err
 	}
 	call.Metadata = metadata
 	reply, err := c.member(ctx, "metadata", call)

@@ -823,7 +823,7 @@ func TestMCPMemberWithWebSocketPeers(t *testing.T) {
 		}
 	}
 	big := map[string]string{"x": strings.Repeat("y", f.s.Limits.MetadataBytes)}
-	if code := toolErr(t, f.s, link, "", "ams_set_metadata", map[string]any{"handle": handle, "metadata": big}); code != "invalid_metadata" {
+	if code := toolErr(t, f.s, link, "", "ams_set_metadata", map[string]any{"handle": handle, "metadata": big}); code != wire.ErrMetadataTooLarge.Code {
 		t.Errorf("metadata over the limit: %s", code)
 	}
 

@@ -31,9 +31,11 @@ type Objects interface {
 type Service struct {
 	KV      KV
 	Objects Objects
-	Peppers wire.Peppers
-	Limits  wire.Limits
-	Now     func() time.Time
+	// Namespaces owns the namespace and alias claims (claims.go).
+	Namespaces Namespaces
+	Peppers    wire.Peppers
+	Limits     wire.Limits
+	Now        func() time.Time
 	// FaultInjection lets the crash-recovery tests make a request fail (wire/faults.go).
 	FaultInjection bool
 	// Cache, shared by the requests of an isolate, saves KV reads; nil is none.

@@ -8,10 +8,11 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// KV is the subset of Workers KV the control plane uses. Workers KV is
-// eventually consistent: a key written in one location may be invisible
-// elsewhere for up to a minute, so the uniqueness checks below (namespace,
-// alias) are best effort across locations and exact within one.
+// KV is the subset of Workers KV the control plane uses, and its read path.
+// Workers KV is eventually consistent and has no compare-and-set: a key
+// written in one location may be invisible elsewhere for up to a minute. So
+// KV decides no claim: the namespace objects (claims.go) do, and a lookup
+// that misses in KV asks the owner before it answers not_found.
 type KV interface {
 	// Get returns the value of key and whether it exists.
 	Get(ctx context.Context, key string) (string, bool, error)
@@ -98,12 +99,16 @@ func (s *Service) findConversation(ctx context.Context, ns, alias string) (*Conv
 	return rec, err
 }
 
-// lookupConversation is conversationByAlias through the isolate's cache.
+// lookupConversation is conversationByAlias through the isolate's cache, and
+// the alias's owner where KV has not caught up with a mint.
 func (s *Service) lookupConversation(ctx context.Context, ns, alias string) (*ConversationRecord, error) {
 	if rec := s.Cache.conversation(ns, alias, s.Now()); rec != nil {
 		return rec, nil
 	}
 	rec, err := conversationByAlias(ctx, s.KV, ns, alias)
+	if errors.Is(err, errNotFound) {
+		rec, err = s.ownedConversation(ctx, ns, alias)
+	}
 	if err == nil {
 		s.Cache.keepConversation(rec, s.Now())
 	}

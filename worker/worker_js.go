@@ -20,6 +20,7 @@ import (
 const (
 	KVBinding           = "AMS_KV"
 	ConversationBinding = "CONVERSATIONS"
+	NamespaceBinding    = "NAMESPACES"
 )
 
 // internalOrigin is the origin of requests from the Worker to a conversation
@@ -76,9 +77,11 @@ func newService(env js.Value) (*Service, error) {
 	return &Service{
 		KV:      kv,
 		Objects: conversationObjects{},
-		Peppers: wire.Peppers{Credential: getenv("AMS_CREDENTIAL_PEPPER"), Permissive: getenv("AMS_PERMISSIVE_TOKEN_PEPPER")},
-		Limits:  wire.LimitsFromEnv(getenv),
-		Now:     time.Now,
+
+		Namespaces: namespaceObjects{},
+		Peppers:    wire.Peppers{Credential: getenv("AMS_CREDENTIAL_PEPPER"), Permissive: getenv("AMS_PERMISSIVE_TOKEN_PEPPER")},
+		Limits:     wire.LimitsFromEnv(getenv),
+		Now:        time.Now,
 
 		FaultInjection: getenv(wire.FaultInjectionVar) == "1",
 		Cache:          isolateCache,
@@ -126,13 +129,36 @@ func (conversationObjects) Member(ctx context.Context, op string, call wire.Memb
 }
 
 func callObject(ctx context.Context, conversationID, method, path string, body []byte, into any, header http.Header) error {
-	ns, err := cloudflare.NewDurableObjectNamespace(ConversationBinding)
+	res, err := fetchObject(ctx, ConversationBinding, conversationID, method, path, body, header)
 	if err != nil {
 		return err
 	}
-	stub, err := ns.Get(ns.IdFromName(conversationID))
+	defer res.Body.Close()
+	return json.NewDecoder(res.Body).Decode(into)
+}
+
+// namespaceObjects calls the namespace objects, one per namespace name.
+type namespaceObjects struct{}
+
+func (namespaceObjects) Call(ctx context.Context, ns, method, path string, body []byte) (int, []byte, error) {
+	res, err := fetchObject(ctx, NamespaceBinding, ns, method, path, body, nil)
 	if err != nil {
-		return err
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	reply, err := io.ReadAll(res.Body)
+	return res.StatusCode, reply, err
+}
+
+// fetchObject sends one request to the object named name of binding.
+func fetchObject(ctx context.Context, binding, name, method, path string, body []byte, header http.Header) (*http.Response, error) {
+	ns, err := cloudflare.NewDurableObjectNamespace(binding)
+	if err != nil {
+		return nil, err
+	}
+	stub, err := ns.Get(ns.IdFromName(name))
+	if err != nil {
+		return nil, err
 	}
 	var reader io.Reader
 	if body != nil {
@@ -140,15 +166,10 @@ func callObject(ctx context.Context, conversationID, method, path string, body [
 	}
 	req, err := http.NewRequestWithContext(ctx, method, internalOrigin+path, reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	res, err := stub.Fetch(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	return json.NewDecoder(res.Body).Decode(into)
+	return stub.Fetch(req)
 }

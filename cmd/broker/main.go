@@ -8,12 +8,14 @@ package main
 import (
 	"github.com/ams-dev/ams/bridge"
 	"github.com/ams-dev/ams/durable"
+	"github.com/ams-dev/ams/namespace"
 	"github.com/ams-dev/ams/worker"
 )
 
 func main() {
 	worker.Register()
 	durable.Register()
+	namespace.Register()
 	bridge.Ready()
 	select {} // serve callbacks for the life of the isolate
 }

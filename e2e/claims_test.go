@@ -1,0 +1,152 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/wire"
+)
+
+// race sends n requests at once and counts their answers by status and
+// error code ("201", "409 namespace_taken").
+func raceCalls(t *testing.T, n int, method, path string, header map[string]string, body string) map[string]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			status, _, reply := call(t, method, path, header, body)
+			key := fmt.Sprint(status)
+			if code, _ := reply["error"].(string); code != "" {
+				key += " " + code
+			}
+			mu.Lock()
+			counts[key]++
+			mu.Unlock()
+		}()
+	}
+	start.Done()
+	done.Wait()
+	return counts
+}
+
+// TestNamespaceClaimRace: 20 concurrent registrations of one namespace give
+// one account; the other 19 are told the name is taken.
+func TestNamespaceClaimRace(t *testing.T) {
+	ns := "race-" + randomHex(5)
+	counts := raceCalls(t, 20, "POST", "/v1/accounts", nil, `{"namespace":"`+ns+`"}`)
+	if counts["201"] != 1 || counts["409 namespace_taken"] != 19 {
+		t.Fatalf("20 concurrent claims of %s: %v, want one 201 and 19 × 409 namespace_taken", ns, counts)
+	}
+	status, _, body := call(t, "POST", "/v1/accounts", nil, `{"namespace":"`+ns+`"}`)
+	wantError(t, status, body, wire.ErrNamespaceTaken)
+}
+
+// TestAliasClaimRace: 20 concurrent mints of one alias give one
+// conversation, and its link is the one that joins.
+func TestAliasClaimRace(t *testing.T) {
+	acc := newAccount(t)
+	auth := map[string]string{"Authorization": "Bearer " + acc.Credential}
+	var mu sync.Mutex
+	var links []string
+	counts := map[string]int{}
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for range 20 {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			status, _, reply := call(t, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"contested"}`)
+			mu.Lock()
+			defer mu.Unlock()
+			code, _ := reply["error"].(string)
+			counts[fmt.Sprint(status, " ", code)]++
+			if link, _ := reply["magic_link"].(string); status == http.StatusCreated {
+				links = append(links, link)
+			}
+		}()
+	}
+	start.Done()
+	done.Wait()
+	if counts["201 "] != 1 || counts["409 alias_taken"] != 19 || len(links) != 1 {
+		t.Fatalf("20 concurrent mints of one alias: %v, want one 201 and 19 × 409 alias_taken", counts)
+	}
+	join(t, links[0], client.DialOptions{Credential: acc.Credential, StreamName: "winner"})
+}
+
+// TestMintBeforeKV: a mint whose KV writes have not landed (fault
+// injection holds them back, as another location sees KV before it catches
+// up) is inspectable and joinable at once, from this isolate and from a
+// fresh one (a second wrangler dev over the same state, so no cache helps):
+// the alias's owner answers. Its name stays taken too.
+func TestMintBeforeKV(t *testing.T) {
+	persist, err := os.MkdirTemp("", "ams-e2e-claims-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(persist) })
+	vars := map[string]string{
+		"AMS_CREDENTIAL_PEPPER":       randomHex(32),
+		"AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32),
+		wire.FaultInjectionVar:        "1",
+	}
+	first, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t, 2*time.Minute)
+	acc, err := first.client("").CreateAccount(ctx, "lag-"+randomHex(5))
+	if err != nil {
+		first.Stop()
+		t.Fatal(err)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + acc.Credential, wire.FaultKVLagHeader: "1"}
+	status, _, minted := callURL(t, first.URL, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"early"}`)
+	if status != http.StatusCreated {
+		first.Stop()
+		t.Fatalf("lagging mint: %d %v", status, minted)
+	}
+	link := minted["magic_link"].(string)
+	check := func(b *Broker) {
+		t.Helper()
+		parsed, _ := client.ParseMagicLink(link)
+		inspect := "/v1/" + acc.Namespace + "/conversations/early?t=" + parsed.Token
+		status, _, body := callURL(t, b.URL, "GET", inspect, nil, "")
+		if status != http.StatusOK || body["conversation_id"] != minted["conversation_id"] {
+			t.Fatalf("inspect before KV: %d %v", status, body)
+		}
+		relinked := b.URL + "/" + acc.Namespace + "/conversations/early?t=" + parsed.Token
+		conn, joined, err := client.Join(ctx, relinked, client.DialOptions{Credential: acc.Credential, StreamName: "early-bird"})
+		if err != nil {
+			t.Fatalf("join before KV: %v", err)
+		}
+		conn.CloseNow()
+		if joined.ConversationID != minted["conversation_id"] {
+			t.Fatalf("joined %s", joined.Raw)
+		}
+		status, _, body = callURL(t, b.URL, "POST", "/v1/"+acc.Namespace+"/conversations",
+			map[string]string{"Authorization": "Bearer " + acc.Credential}, `{"alias":"early"}`)
+		wantError(t, status, body, wire.ErrAliasTaken)
+	}
+	check(first)
+	first.Stop()
+	second, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop()
+	check(second)
+}
