@@ -46,9 +46,9 @@ func newTestService() *Service {
 	return &Service{
 		KV:         &memKV{m: map[string]string{}},
 		Namespaces: &memNamespaces{},
-		Peppers: wire.Peppers{Credential: "cred-pepper", Permissive: "perm-pepper"},
-		Limits:  wire.DefaultLimits,
-		Now:     func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
+		Peppers:    wire.Peppers{Credential: "cred-pepper", Permissive: "perm-pepper"},
+		Limits:     wire.DefaultLimits,
+		Now:        func() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) },
 	}
 }
 
