@@ -71,11 +71,11 @@ type Conversation struct {
 	log    EventLog
 	buffer *ReplayBuffer
 	seq    int64
-	// generation is the oldest magic-link generation still admitted.
-	generation int64
-	peers      []*Peer // join order
-	byConn     map[string]*Peer
-	to         []Socket // emit's recipients, reused
+	// link is the current magic link: joins of an older generation are refused.
+	link   wire.LinkState
+	peers  []*Peer // join order
+	byConn map[string]*Peer
+	to     []Socket // emit's recipients, reused
 }
 
 // NewConversation returns a conversation whose events go to log; its seq and
@@ -83,14 +83,14 @@ type Conversation struct {
 // which must sort in creation order.
 func NewConversation(limits wire.Limits, now func() time.Time, newID func() string, log EventLog) *Conversation {
 	return &Conversation{
-		limits:     limits,
-		now:        now,
-		newID:      newID,
-		log:        log,
-		buffer:     NewReplayBuffer(limits.ReplayEvents, limits.ReplayBytes, log.Sizes()),
-		seq:        log.LastSeq(),
-		generation: log.LinkGeneration(),
-		byConn:     map[string]*Peer{},
+		limits: limits,
+		now:    now,
+		newID:  newID,
+		log:    log,
+		buffer: NewReplayBuffer(limits.ReplayEvents, limits.ReplayBytes, log.Sizes()),
+		seq:    log.LastSeq(),
+		link:   log.Link(),
+		byConn: map[string]*Peer{},
 	}
 }
 
@@ -132,7 +132,7 @@ func (c *Conversation) Streams() []wire.StreamInfo {
 // conversation's connection limit. A takeover of the caller's own stream is
 // always admitted.
 func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
-	if req.LinkGeneration < c.generation {
+	if req.LinkGeneration < c.link.Generation {
 		// Admitted by a rotated link that a stale KV read still trusted.
 		return nil, &wire.CloseInvalidMagicLink
 	}
@@ -222,24 +222,27 @@ func (c *Conversation) Attach(conversationID string, p *Peer, resumeAfter *int64
 	c.add(p)
 }
 
-// Rotate records that the magic link is now at generation and closes every
-// stream admitted by an older link with 4001 magic_link_rotated; peers see
-// them leave. It reports how many streams it closed.
-func (c *Conversation) Rotate(generation int64) int {
-	if generation <= c.generation {
-		return 0
-	}
-	c.generation = generation
-	c.log.SaveLinkGeneration(generation)
+// Rotate issues the magic link's next generation, whose token hashes to
+// tokenHash, and closes every stream admitted by an older link with 4001
+// magic_link_rotated; peers see them leave. Generations are issued here
+// alone, so rotations racing from Worker isolates with stale records still
+// each get their own, and only the last one's link admits. It returns the
+// new link and how many streams it closed.
+func (c *Conversation) Rotate(tokenHash string) (wire.LinkState, int) {
+	c.link = wire.LinkState{Generation: c.link.Generation + 1, TokenHash: tokenHash}
+	c.log.SaveLink(c.link)
 	closed := 0
 	for _, p := range slices.Clone(c.peers) {
-		if p.Generation < generation {
+		if p.Generation < c.link.Generation {
 			c.Eject(p, wire.CloseMagicLinkRotated)
 			closed++
 		}
 	}
-	return closed
+	return c.link, closed
 }
+
+// Link is the current magic link.
+func (c *Conversation) Link() wire.LinkState { return c.link }
 
 // Receive handles one text message from the socket connID.
 func (c *Conversation) Receive(connID string, msg []byte) {

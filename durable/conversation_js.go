@@ -180,6 +180,8 @@ func conversationFetch(args []js.Value) any {
 		return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, body)
 	case wire.RotatePath:
 		return o.rotate(req)
+	case wire.LinkPath:
+		return linkResponse(o.conv.Link())
 	}
 	if op, ok := memberOp(u.Path); ok {
 		return o.memberFetch(op, req)

@@ -2,6 +2,8 @@ package durable
 
 import (
 	"syscall/js"
+
+	"github.com/ams-dev/ams/wire"
 )
 
 // sqlEventLog is the EventLog in the Durable Object's SQLite storage.
@@ -23,6 +25,7 @@ func newSQLEventLog(sql sqlStorage, texts *jsTexts) *sqlEventLog {
 		stream_name TEXT NOT NULL,
 		frame TEXT NOT NULL)`)
 	l.exec(`CREATE TABLE IF NOT EXISTS conversation_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
+	l.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, token_hash TEXT NOT NULL)`)
 	return l
 }
 
@@ -74,11 +77,18 @@ func (l *sqlEventLog) SaveSeq(seq int64) {
 	l.exec("INSERT OR REPLACE INTO conversation_state (key, value) VALUES ('seq', ?)", float64(seq))
 }
 
-func (l *sqlEventLog) LinkGeneration() int64 {
+// Link reads the link table; a conversation rotated before the object kept
+// hashes has only its generation, in conversation_state.
+func (l *sqlEventLog) Link() wire.LinkState {
+	rows := l.exec("SELECT generation, token_hash FROM link WHERE id = 1").Call("toArray")
+	if rows.Length() > 0 {
+		row := rows.Index(0)
+		return wire.LinkState{Generation: int64(row.Get("generation").Float()), TokenHash: row.Get("token_hash").String()}
+	}
 	row := l.exec("SELECT coalesce((SELECT value FROM conversation_state WHERE key = 'link_generation'), 0) AS g").Call("one")
-	return int64(row.Get("g").Float())
+	return wire.LinkState{Generation: int64(row.Get("g").Float())}
 }
 
-func (l *sqlEventLog) SaveLinkGeneration(g int64) {
-	l.exec("INSERT OR REPLACE INTO conversation_state (key, value) VALUES ('link_generation', ?)", float64(g))
+func (l *sqlEventLog) SaveLink(link wire.LinkState) {
+	l.exec("INSERT OR REPLACE INTO link (id, generation, token_hash) VALUES (1, ?, ?)", float64(link.Generation), link.TokenHash)
 }

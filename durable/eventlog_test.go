@@ -3,6 +3,8 @@ package durable
 import (
 	"slices"
 	"testing"
+
+	"github.com/ams-dev/ams/wire"
 )
 
 // memLog is the in-memory EventLog of the tests: the double of the Durable
@@ -18,8 +20,8 @@ type memLog struct {
 	saves   []int64 // every SaveSeq call
 	trims   []int64 // every TrimThrough call
 	appends int
-	// generation is the magic-link generation persisted by SaveLinkGeneration.
-	generation int64
+	// link is the magic link persisted by SaveLink.
+	link wire.LinkState
 }
 
 func newMemLog(t *testing.T) *memLog { return &memLog{t: t} }
@@ -68,13 +70,13 @@ func (l *memLog) LastSeq() int64 {
 	return last
 }
 
-func (l *memLog) LinkGeneration() int64 { return l.generation }
+func (l *memLog) Link() wire.LinkState { return l.link }
 
-func (l *memLog) SaveLinkGeneration(g int64) {
-	if g <= l.generation {
-		l.t.Errorf("SaveLinkGeneration(%d) after %d: generations only grow", g, l.generation)
+func (l *memLog) SaveLink(link wire.LinkState) {
+	if link.Generation != l.link.Generation+1 {
+		l.t.Errorf("SaveLink(%d) after %d: each rotation issues the next generation", link.Generation, l.link.Generation)
 	}
-	l.generation = g
+	l.link = link
 }
 
 func (l *memLog) SaveSeq(seq int64) {

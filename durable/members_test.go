@@ -889,8 +889,8 @@ func TestRotate(t *testing.T) {
 	m.sockets["b"] = sb
 	sb.reset()
 
-	if closed := m.conv.Rotate(1); closed != 2 {
-		t.Errorf("Rotate(1) closed %d streams, want 2", closed)
+	if link, closed := m.conv.Rotate("hash-1"); closed != 2 || link != (wire.LinkState{Generation: 1, TokenHash: "hash-1"}) {
+		t.Errorf("first Rotate: %+v, closed %d streams, want generation 1 and 2 closed", link, closed)
 	}
 	if len(sa.closes) != 1 || sa.closes[0] != wire.CloseMagicLinkRotated {
 		t.Errorf("old socket closes %v, want magic_link_rotated", sa.closes)
@@ -909,8 +909,8 @@ func TestRotate(t *testing.T) {
 	if _, err := m.conv.MemberRecv("acc_M", id, nil); err == nil || *err != wire.ErrNotJoined {
 		t.Errorf("rotated member reads: %v", err)
 	}
-	if m.log.generation != 1 {
-		t.Errorf("persisted generation %d", m.log.generation)
+	if m.log.link.Generation != 1 || m.log.link.TokenHash != "hash-1" {
+		t.Errorf("persisted link %+v", m.log.link)
 	}
 
 	// The old link no longer admits, for sockets and members alike.
@@ -926,14 +926,12 @@ func TestRotate(t *testing.T) {
 		t.Errorf("takeover with generation 0: %v", refusal)
 	}
 
-	// Rotating to the same or an older generation does nothing.
+	// The link survives a new Conversation over the same log.
 	sb.reset()
-	if m.conv.Rotate(1) != 0 || m.conv.Rotate(0) != 0 || !sb.quiet() {
-		t.Errorf("repeated rotation had effects: %q", sb.frames())
-	}
-
-	// The generation survives a new Conversation over the same log.
 	m.wake()
+	if m.conv.Link() != (wire.LinkState{Generation: 1, TokenHash: "hash-1"}) {
+		t.Errorf("after wake, link %+v", m.conv.Link())
+	}
 	if _, refusal := m.conv.Admit(joinRequest("acc_A", "a", false, "")); refusal == nil || *refusal != wire.CloseInvalidMagicLink {
 		t.Errorf("after wake, Admit of generation 0: %v", refusal)
 	}
@@ -942,15 +940,12 @@ func TestRotate(t *testing.T) {
 	if _, refusal := m.conv.Admit(fresh); refusal != nil {
 		t.Errorf("after wake, Admit of generation 1 refused: %+v", *refusal)
 	}
-	if m.conv.Rotate(1) != 0 {
-		t.Error("after wake, Rotate(1) closed streams again")
+	// The next rotation issues generation 2 and closes generation 1.
+	if link, closed := m.conv.Rotate("hash-2"); link.Generation != 2 || closed != 1 || len(sb.closes) != 1 || sb.closes[0] != wire.CloseMagicLinkRotated {
+		t.Errorf("second Rotate: %+v closed %d, b closes %v", link, closed, sb.closes)
 	}
-	// A later rotation closes generation 1.
-	if closed := m.conv.Rotate(3); closed != 1 || len(sb.closes) != 1 || sb.closes[0] != wire.CloseMagicLinkRotated {
-		t.Errorf("Rotate(3) closed %d, b closes %v", closed, sb.closes)
-	}
-	if m.log.generation != 3 {
-		t.Errorf("persisted generation %d, want 3", m.log.generation)
+	if m.log.link.Generation != 2 {
+		t.Errorf("persisted generation %d, want 2", m.log.link.Generation)
 	}
 }
 
@@ -960,8 +955,8 @@ func TestRotateNewerMemberSurvives(t *testing.T) {
 	req := joinRequest("acc_M", "agent", false, "")
 	req.LinkGeneration = 2
 	id, _ := m.member(req)
-	if closed := m.conv.Rotate(2); closed != 0 {
-		t.Errorf("Rotate(2) closed %d streams of generation 2", closed)
+	if _, closed := m.conv.Rotate("hash-1"); closed != 0 {
+		t.Errorf("Rotate to generation 1 closed %d streams of generation 2", closed)
 	}
 	if _, ok := m.store.row(id); !ok {
 		t.Error("current-generation member removed")

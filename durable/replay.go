@@ -1,5 +1,7 @@
 package durable
 
+import "github.com/ams-dev/ams/wire"
+
 // Event is one seq-carrying frame as the replay buffer keeps it.
 type Event struct {
 	Seq        int64
@@ -25,10 +27,10 @@ type EventLog interface {
 	LastSeq() int64
 	// SaveSeq persists seq when events are not stored.
 	SaveSeq(seq int64)
-	// LinkGeneration returns the newest magic-link generation the
-	// conversation has seen; SaveLinkGeneration persists a newer one.
-	LinkGeneration() int64
-	SaveLinkGeneration(int64)
+	// Link returns the conversation's current magic link (zero before any
+	// rotation); SaveLink persists the next one.
+	Link() wire.LinkState
+	SaveLink(wire.LinkState)
 }
 
 // EventSize is the bookkeeping entry of one stored event.

@@ -149,4 +149,102 @@ func TestMintBeforeKV(t *testing.T) {
 	}
 	defer second.Stop()
 	check(second)
+
+	// A rotation whose KV write does not land: the caller's new link is the
+	// one valid link, here and in a fresh isolate.
+	status, _, rotated := callURL(t, second.URL, "POST", "/v1/"+acc.Namespace+"/conversations/early/rotate", auth, "")
+	if status != http.StatusOK {
+		t.Fatalf("lagging rotation: %d %v", status, rotated)
+	}
+	newLink := rotated["magic_link"].(string)
+	check = func(b *Broker) {
+		t.Helper()
+		for l, valid := range map[string]bool{link: false, newLink: true} {
+			parsed, _ := client.ParseMagicLink(l)
+			relinked := b.URL + "/" + acc.Namespace + "/conversations/early?t=" + parsed.Token
+			if got := linkAdmits(t, relinked, acc, "after-rotation"); got != valid {
+				t.Errorf("link %s admits %v after the lagging rotation, want %v", parsed.Token[:6], got, valid)
+			}
+			status, _, _ := callURL(t, b.URL, "GET", "/v1/"+acc.Namespace+"/conversations/early?t="+parsed.Token, nil, "")
+			if want := map[bool]int{true: 200, false: 403}[valid]; status != want {
+				t.Errorf("inspect with %s: %d, want %d", parsed.Token[:6], status, want)
+			}
+		}
+	}
+	check(second)
+	second.Stop()
+	third, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Stop()
+	check(third)
+}
+
+// linkAdmits dials link and reports whether it was admitted (a joined
+// frame) or refused 4001 invalid_magic_link.
+func linkAdmits(t *testing.T, link string, acc *client.Account, name string) bool {
+	t.Helper()
+	conn, _, err := client.Join(testContext(t, 30*time.Second), link, client.DialOptions{Credential: acc.Credential, StreamName: name})
+	if err == nil {
+		conn.CloseNow()
+		return true
+	}
+	if code, reason := client.CloseOf(err); code != wire.CloseInvalidMagicLink.Code || reason != wire.CloseInvalidMagicLink.Reason {
+		t.Fatalf("join %s: %v, want joined or 4001 invalid_magic_link", name, err)
+	}
+	return false
+}
+
+// TestRotationsRace: concurrent rotations (every one starting from the same
+// cached, unrotated record) each get their own generation from the
+// conversation's object, and only the newest link admits or inspects.
+func TestRotationsRace(t *testing.T) {
+	r := newRoom(t)
+	link, _ := client.ParseMagicLink(r.conv.MagicLink)
+	base := "/v1/" + link.Namespace + "/conversations/" + link.Alias
+	// Warm the isolate's cache with the unrotated record.
+	if status, _, body := call(t, "GET", base+"?t="+link.Token, nil, ""); status != http.StatusOK {
+		t.Fatalf("inspect: %d %v", status, body)
+	}
+	const n = 4
+	var mu sync.Mutex
+	links := map[int64]string{}
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			status, _, body := call(t, "POST", base+"/rotate", map[string]string{"Authorization": "Bearer " + r.owner.Credential}, "")
+			if status != http.StatusOK {
+				t.Errorf("rotate: %d %v", status, body)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			links[int64(body["link_generation"].(float64))] = body["magic_link"].(string)
+		}()
+	}
+	start.Done()
+	done.Wait()
+	if len(links) != n {
+		t.Fatalf("%d concurrent rotations gave generations %v, want %d distinct", n, links, n)
+	}
+	if !linkAdmits(t, links[n], r.owner, "newest") {
+		t.Fatalf("the newest link (generation %d) is refused", n)
+	}
+	for g := int64(1); g < n; g++ {
+		if linkAdmits(t, links[g], r.owner, fmt.Sprint("gen-", g)) {
+			t.Errorf("the link of generation %d survived the rotation to %d", g, n)
+		}
+		parsed, _ := client.ParseMagicLink(links[g])
+		if status, _, _ := call(t, "GET", base+"?t="+parsed.Token, nil, ""); status != http.StatusForbidden {
+			t.Errorf("inspect with generation %d: %d, want 403", g, status)
+		}
+	}
+	if linkAdmits(t, r.conv.MagicLink, r.owner, "original") {
+		t.Error("the original link survived")
+	}
 }

@@ -120,9 +120,31 @@ func ParseSubscribeStreams(v string, max int) ([]string, bool) {
 	return names, true
 }
 
-// RotatePath is where the Worker tells a conversation object that its magic
-// link was rotated to the generation in LinkGenerationHeader.
+// Paths and headers of a conversation object's magic link: POST RotatePath
+// with LinkTokenHashHeader has the object issue the next generation (the
+// reply is its LinkState); GET LinkPath reads the current LinkState.
 const (
-	RotatePath           = "/rotate"
-	LinkGenerationHeader = "X-AMS-Link-Generation"
+	RotatePath          = "/rotate"
+	LinkPath            = "/link"
+	LinkTokenHashHeader = "X-AMS-Link-Token-Hash"
 )
+
+// LinkState is a conversation's current magic link as its object issued it:
+// the generation, and the hash of its token (empty until the object's first
+// rotation; before that the KV record's hash is the link).
+type LinkState struct {
+	Generation int64  `json:"generation"`
+	TokenHash  string `json:"token_hash,omitempty"`
+}
+
+// Admits reports whether a token hashing to tokenHash is the current link,
+// given the record KV holds (recordHash at recordGeneration), which may be
+// stale: once the object issued a link, its hash decides; before, the
+// record's does, unless the object has seen a newer generation than the
+// record (a rotation from before the object kept hashes).
+func (l LinkState) Admits(tokenHash, recordHash string, recordGeneration int64) bool {
+	if l.TokenHash != "" {
+		return HashesEqual(tokenHash, l.TokenHash)
+	}
+	return HashesEqual(tokenHash, recordHash) && recordGeneration >= l.Generation
+}

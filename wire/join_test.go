@@ -207,3 +207,25 @@ func TestParseSubscribeStreams(t *testing.T) {
 		})
 	}
 }
+
+func TestLinkStateAdmits(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		link       LinkState
+		token      string
+		recordHash string
+		recordGen  int64
+		want       bool
+	}{
+		{"never rotated, record matches", LinkState{}, "h0", "h0", 0, true},
+		{"never rotated, record differs", LinkState{}, "hx", "h0", 0, false},
+		{"object issued, token is its", LinkState{Generation: 2, TokenHash: "h2"}, "h2", "h1", 1, true},
+		{"object issued, token is the stale record's", LinkState{Generation: 2, TokenHash: "h2"}, "h1", "h1", 1, false},
+		{"rotated before hashes, record current", LinkState{Generation: 3}, "h3", "h3", 3, true},
+		{"rotated before hashes, record stale", LinkState{Generation: 3}, "h2", "h2", 2, false},
+	} {
+		if got := c.link.Admits(c.token, c.recordHash, c.recordGen); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -58,7 +58,9 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	} else if err != nil {
 		return join, nil, err
 	}
-	if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {
+	if rec, err = s.currentLink(ctx, rec, token); err != nil {
+		return join, nil, err
+	} else if rec == nil {
 		return join, &wire.CloseInvalidMagicLink, nil
 	}
 	credential := bearer(r)

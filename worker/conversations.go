@@ -192,8 +192,19 @@ func (s *Service) getConversation(w http.ResponseWriter, r *http.Request, p para
 		respond(w, err)
 		return
 	}
+	var live []wire.StreamInfo
 	if token != "" {
-		if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {
+		// KV's record may predate a rotation: the object that issued the
+		// link decides, asked alongside the streams.
+		var link wire.LinkState
+		if err := parallel(
+			func() (err error) { link, err = s.Objects.Link(ctx, rec.ConversationID); return err },
+			func() (err error) { live, err = s.Objects.Streams(ctx, rec.ConversationID); return err },
+		); err != nil {
+			respond(w, err)
+			return
+		}
+		if !link.Admits(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash, rec.LinkGeneration) {
 			writeError(w, wire.ErrInvalidToken, "the link token is not valid for this conversation")
 			return
 		}
@@ -207,11 +218,10 @@ func (s *Service) getConversation(w http.ResponseWriter, r *http.Request, p para
 			writeError(w, wire.ErrInvalidToken, "only the owner's bearer may inspect without the link token")
 			return
 		}
-	}
-	live, err := s.Objects.Streams(ctx, rec.ConversationID)
-	if err != nil {
-		respond(w, err)
-		return
+		if live, err = s.Objects.Streams(ctx, rec.ConversationID); err != nil {
+			respond(w, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"conversation_id": rec.ConversationID,

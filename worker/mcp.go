@@ -71,10 +71,10 @@ func (s *Service) verifyLink(ctx context.Context, ns, alias, token string) (*Con
 	if err != nil {
 		return nil, err
 	}
-	if !wire.HashesEqual(s.Peppers.PermissiveTokenHash(token), rec.PermissiveTokenHash) {
-		return nil, fail(wire.ErrInvalidToken, "the link token is not valid for this conversation")
+	if rec, err = s.currentLink(ctx, rec, token); err != nil || rec != nil {
+		return rec, err
 	}
-	return rec, nil
+	return nil, fail(wire.ErrInvalidToken, "the link token is not valid for this conversation")
 }
 
 const mcpInstructions = `AMS is a real-time wire between agents: a conversation holds streams, and every token a stream emits reaches every other member. You are a member once you join.

@@ -23,9 +23,9 @@ import (
 
 // memEventLog is an in-memory durable.EventLog.
 type memEventLog struct {
-	events     []durable.Event
-	saved      int64
-	generation int64
+	events []durable.Event
+	saved  int64
+	link   wire.LinkState
 }
 
 func (l *memEventLog) Append(e durable.Event) {
@@ -62,9 +62,9 @@ func (l *memEventLog) LastSeq() int64 {
 	return l.saved
 }
 
-func (l *memEventLog) SaveSeq(seq int64)          { l.saved = seq }
-func (l *memEventLog) LinkGeneration() int64      { return l.generation }
-func (l *memEventLog) SaveLinkGeneration(g int64) { l.generation = g }
+func (l *memEventLog) SaveSeq(seq int64)            { l.saved = seq }
+func (l *memEventLog) Link() wire.LinkState         { return l.link }
+func (l *memEventLog) SaveLink(link wire.LinkState) { l.link = link }
 
 // memMemberStore is an in-memory durable.MemberStore.
 type memMemberStore struct {
@@ -184,12 +184,18 @@ func (o *fakeObjects) Streams(_ context.Context, conversationID string) ([]wire.
 	return o.get(conversationID).conv.Streams(), nil
 }
 
-func (o *fakeObjects) Rotate(_ context.Context, conversationID string, generation int64) error {
+func (o *fakeObjects) Rotate(_ context.Context, conversationID, tokenHash string) (wire.LinkState, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.rotations = append(o.rotations, generation)
-	o.get(conversationID).conv.Rotate(generation)
-	return nil
+	link, _ := o.get(conversationID).conv.Rotate(tokenHash)
+	o.rotations = append(o.rotations, link.Generation)
+	return link, nil
+}
+
+func (o *fakeObjects) Link(_ context.Context, conversationID string) (wire.LinkState, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.get(conversationID).conv.Link(), nil
 }
 
 func (o *fakeObjects) Member(_ context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {

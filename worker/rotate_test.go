@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -271,4 +273,110 @@ func TestConnectWithoutUpgrade(t *testing.T) {
 	if w.Code != http.StatusUpgradeRequired || e["error"] != "upgrade_required" {
 		t.Errorf("plain GET of connect: %d %s", w.Code, w.Body.String())
 	}
+}
+
+// isolate is another Worker isolate of the same deployment: its own cache
+// over the same KV, objects and namespace owners.
+func (f *mcpFixture) isolate() *Service {
+	s := *f.s
+	s.Cache = NewCache()
+	return &s
+}
+
+// admits reports whether link joins through s: Admit and then the object.
+func (f *mcpFixture) admits(t *testing.T, s *Service, link string) bool {
+	t.Helper()
+	join, refusal := s.Admit(connectRequest(link, f.credential))
+	if refusal != nil {
+		return false
+	}
+	_, refusal = f.objects.attach(join)
+	return refusal == nil
+}
+
+func (f *mcpFixture) inspects(t *testing.T, s *Service, link string) int {
+	t.Helper()
+	code, _ := call(t, s, "GET", "https://ams.example/v1/demo/conversations/calm-otter-1234?t="+link[strings.Index(link, "?t=")+3:], "", "")
+	return code
+}
+
+// TestRotationsFromStaleCaches: two isolates whose caches both hold the
+// unrotated record rotate one after the other. Each gets its own generation
+// and only the second link is valid, from either isolate.
+func TestRotationsFromStaleCaches(t *testing.T) {
+	f := newMCPFixture(t)
+	f.s.Cache = NewCache()
+	a, b := f.isolate(), f.isolate()
+	original := f.linkURL()
+	for _, s := range []*Service{a, b} {
+		if !f.admits(t, s, original) {
+			t.Fatal("original link refused before any rotation")
+		}
+	}
+	code, first := rotate(t, a, rotateURL, f.credential)
+	if code != http.StatusOK {
+		t.Fatalf("rotate on a: %d %v", code, first)
+	}
+	code, second := rotate(t, b, rotateURL, f.credential)
+	if code != http.StatusOK {
+		t.Fatalf("rotate on b: %d %v", code, second)
+	}
+	if g1, g2 := jint(t, first["link_generation"]), jint(t, second["link_generation"]); g1 != 1 || g2 != 2 {
+		t.Fatalf("generations %d and %d, want 1 and 2", g1, g2)
+	}
+	// KV ends with the first rotation's record, as when two writes land
+	// out of order.
+	var rec ConversationRecord
+	if err := getJSON(t.Context(), f.s.KV, conversationKey(f.conversationID), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.PermissiveTokenHash = f.s.Peppers.PermissiveTokenHash(strings.SplitN(jstr(t, first["magic_link"]), "?t=", 2)[1])
+	rec.LinkGeneration = 1
+	if err := putJSON(t.Context(), f.s.KV, conversationKey(f.conversationID), rec); err != nil {
+		t.Fatal(err)
+	}
+	fresh := f.isolate()
+	for name, s := range map[string]*Service{"a": a, "b": b, "fresh": fresh} {
+		for link, valid := range map[string]bool{original: false, jstr(t, first["magic_link"]): false, jstr(t, second["magic_link"]): true} {
+			if got := f.admits(t, s, link); got != valid {
+				t.Errorf("isolate %s: link of generation %s admits %v, want %v", name, link[len(link)-6:], got, valid)
+			}
+			if code, want := f.inspects(t, s, link), map[bool]int{true: 200, false: 403}[valid]; code != want {
+				t.Errorf("isolate %s: inspect with %s: %d, want %d", name, link[len(link)-6:], code, want)
+			}
+		}
+	}
+}
+
+// failingKV fails every write of a conversation record.
+type failingKV struct{ KV }
+
+func (k failingKV) Put(ctx context.Context, key, value string) error {
+	if strings.HasPrefix(key, "conversation:") {
+		return errors.New("KV unavailable")
+	}
+	return k.KV.Put(ctx, key, value)
+}
+
+// TestRotationKVWriteFails: the object rotated but KV kept the old record.
+// The caller still gets the new link, which is the one valid link.
+func TestRotationKVWriteFails(t *testing.T) {
+	f := newMCPFixture(t)
+	f.s.KV = failingKV{f.s.KV}
+	original := f.linkURL()
+	code, body := rotate(t, f.s, rotateURL, f.credential)
+	if code != http.StatusOK {
+		t.Fatalf("rotate with KV failing: %d %v", code, body)
+	}
+	rotated := jstr(t, body["magic_link"])
+	for _, s := range []*Service{f.s, f.isolate()} {
+		if f.admits(t, s, original) || f.inspects(t, s, original) != http.StatusForbidden {
+			t.Error("the original link still admits")
+		}
+		if !f.admits(t, s, rotated) || f.inspects(t, s, rotated) != http.StatusOK {
+			t.Error("the rotated link does not admit")
+		}
+	}
+	// An MCP join with the rotated link works too.
+	toolOK(t, f.isolate(), rotated, "", "ams_join", map[string]any{"stream_name": "mcp-new"})
 }

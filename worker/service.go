@@ -23,8 +23,11 @@ type Objects interface {
 	Streams(ctx context.Context, conversationID string) ([]wire.StreamInfo, error)
 	// Member runs an MCP member operation (wire.MemberPath + op).
 	Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error)
-	// Rotate closes the streams admitted by links older than generation.
-	Rotate(ctx context.Context, conversationID string, generation int64) error
+	// Rotate has the object issue the link's next generation, whose token
+	// hashes to tokenHash, and close the streams of older links.
+	Rotate(ctx context.Context, conversationID, tokenHash string) (wire.LinkState, error)
+	// Link reads the conversation's current link.
+	Link(ctx context.Context, conversationID string) (wire.LinkState, error)
 }
 
 // Service serves the control plane.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"syscall/js"
 	"time"
 
@@ -112,10 +111,17 @@ func (conversationObjects) Streams(ctx context.Context, conversationID string) (
 	return streams, err
 }
 
-func (conversationObjects) Rotate(ctx context.Context, conversationID string, generation int64) error {
-	var reply struct{ Closed int }
-	return callObject(ctx, conversationID, http.MethodPost, wire.RotatePath, nil, &reply,
-		http.Header{wire.LinkGenerationHeader: {strconv.FormatInt(generation, 10)}})
+func (conversationObjects) Rotate(ctx context.Context, conversationID, tokenHash string) (wire.LinkState, error) {
+	var link wire.LinkState
+	err := callObject(ctx, conversationID, http.MethodPost, wire.RotatePath, nil, &link,
+		http.Header{wire.LinkTokenHashHeader: {tokenHash}})
+	return link, err
+}
+
+func (conversationObjects) Link(ctx context.Context, conversationID string) (wire.LinkState, error) {
+	var link wire.LinkState
+	err := callObject(ctx, conversationID, http.MethodGet, wire.LinkPath, nil, &link, nil)
+	return link, err
 }
 
 func (conversationObjects) Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
