@@ -32,8 +32,11 @@ dev: deps build .dev.vars
 
 test: test-unit test-e2e
 
+# The client is used from several goroutines (the CLI reads and sends at
+# once): its tests also run under the race detector (needs cgo and gcc).
 test-unit:
 	go test ./...
+	CGO_ENABLED=1 go test -race ./client/... ./cmd/ams/...
 
 test-e2e: deps build
 	go test -tags e2e -count=1 -timeout 20m ./e2e/...

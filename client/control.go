@@ -23,8 +23,16 @@ type Client struct {
 	// Credential is the bearer (ams_sk_...) used where one is needed.
 	Credential string
 	// HTTP is the client used for control-plane calls; nil means http.DefaultClient.
+	// Whatever it says, redirects are not followed (see do).
 	HTTP *http.Client
+	// MaxResponse bounds the body of one answer; zero means DefaultMaxResponse.
+	MaxResponse int64
 }
+
+// DefaultMaxResponse bounds a control-plane answer: an inspect of a full
+// conversation (1000 streams with metadata) fits, a hostile endless body
+// does not fill memory.
+const DefaultMaxResponse = 32 << 20
 
 // APIError is a control-plane error response.
 type APIError struct {
@@ -108,6 +116,18 @@ type MagicLink = wire.MagicLink
 // ParseMagicLink splits {scheme}://{host}/{ns}/conversations/{alias}?t={token}.
 func ParseMagicLink(link string) (MagicLink, error) { return wire.ParseMagicLink(link) }
 
+// noRedirects is hc (or the default client) answering a redirect with the
+// redirect itself. Go re-sends Authorization to the same host on another
+// port, and the query's t to any host.
+func noRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
 func (c *Client) do(ctx context.Context, method, path, credential string, body, into any) error {
 	var reader io.Reader
 	if body != nil {
@@ -127,18 +147,26 @@ func (c *Client) do(ctx context.Context, method, path, credential string, body, 
 	if credential != "" {
 		req.Header.Set("Authorization", "Bearer "+credential)
 	}
-	httpClient := c.HTTP
-	if httpClient == nil {
-		httpClient = http.DefaultClient
-	}
-	res, err := httpClient.Do(req)
+	res, err := noRedirects(c.HTTP).Do(req)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	limit := c.MaxResponse
+	if limit <= 0 {
+		limit = DefaultMaxResponse
+	}
+	raw, err := io.ReadAll(io.LimitReader(res.Body, limit+1))
 	if err != nil {
 		return err
+	}
+	if int64(len(raw)) > limit {
+		return &ProtocolError{Reason: fmt.Sprintf("the answer of %s %s is larger than %d bytes", method, path, limit)}
+	}
+	if res.StatusCode >= 300 && res.StatusCode < 400 {
+		// The broker never redirects. Following one would send the bearer
+		// (or the link's t) wherever the answer points.
+		return &APIError{Status: res.StatusCode, Message: "redirect to " + res.Header.Get("Location") + " not followed"}
 	}
 	if res.StatusCode >= 300 {
 		apiErr := &APIError{Status: res.StatusCode}

@@ -1,13 +1,17 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -60,7 +64,13 @@ type DialOptions struct {
 	Header http.Header
 	// ReadLimit bounds one received frame; zero means 16 MiB.
 	ReadLimit int64
+	// JoinTimeout bounds Join: the upgrade and the joined frame; zero
+	// means DefaultJoinTimeout. A host that never says joined is an error.
+	JoinTimeout time.Duration
 }
+
+// DefaultJoinTimeout is how long Join waits for the upgrade and joined.
+const DefaultJoinTimeout = 15 * time.Second
 
 // Conn is one stream's WebSocket.
 type Conn struct {
@@ -114,8 +124,13 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	if opts.Acks {
 		header.Set(wire.HeaderAcks, "true")
 	}
-	ws, _, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header, Subprotocols: opts.Subprotocols})
+	ws, res, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header, Subprotocols: opts.Subprotocols, HTTPClient: noRedirects(nil)})
 	if err != nil {
+		if res != nil && res.StatusCode >= 300 && res.StatusCode < 400 {
+			// Following it would re-send the bearer (Go keeps Authorization
+			// for the same host on another port) and t to any host.
+			return nil, &APIError{Status: res.StatusCode, Message: "redirect to " + res.Header.Get("Location") + " not followed"}
+		}
 		return nil, err
 	}
 	limit := opts.ReadLimit
@@ -129,22 +144,41 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 // Subprotocol is the subprotocol the broker selected.
 func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
-// Join dials and reads the joined frame, returning the refusal as an error.
+// Join dials and reads the joined frame, returning the refusal as an
+// error, within opts.JoinTimeout.
 func Join(ctx context.Context, magicLink string, opts DialOptions) (*Conn, *Frame, error) {
-	conn, err := Dial(ctx, magicLink, opts)
-	if err != nil {
-		return nil, nil, err
+	timeout := opts.JoinTimeout
+	if timeout <= 0 {
+		timeout = DefaultJoinTimeout
 	}
-	joined, err := conn.Read(ctx)
+	jctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := Dial(jctx, magicLink, opts)
+	if err != nil {
+		return nil, nil, joinError(ctx, err, timeout)
+	}
+	joined, err := conn.Read(jctx)
 	if err != nil {
 		conn.CloseNow()
-		return nil, nil, err
+		return nil, nil, joinError(ctx, err, timeout)
 	}
 	if joined.Type != wire.TypeJoined {
 		conn.CloseNow()
-		return nil, nil, errors.New("ams: first frame is " + joined.Type + ", not joined")
+		return nil, nil, &ProtocolError{Reason: "the first frame is " + strconv.Quote(joined.Type) + ", not joined"}
 	}
 	return conn, joined, nil
+}
+
+// ErrJoinTimeout is a join that got no joined frame in time.
+var ErrJoinTimeout = errors.New("no joined frame in time")
+
+// joinError names a join deadline that passed (rather than the caller's
+// context ending) as ErrJoinTimeout.
+func joinError(ctx context.Context, err error, timeout time.Duration) error {
+	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("ams: %w (%s)", ErrJoinTimeout, timeout)
+	}
+	return err
 }
 
 // Read returns the next frame. When the broker closes the socket, the error
@@ -154,12 +188,29 @@ func (c *Conn) Read(ctx context.Context) (*Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Frame{Raw: raw}
-	if err := json.Unmarshal(raw, f); err != nil {
+	f, err := parseFrame(raw)
+	if err != nil {
 		return nil, err
 	}
 	if c.acks && f.Seq > 0 && f.Type != wire.TypeReceipt {
 		c.acknowledge(ctx, f.Seq, len(raw))
+	}
+	return f, nil
+}
+
+// parseFrame decodes one server frame, refusing what no broker sends: text
+// that is not UTF-8 (RFC 6455 forbids it), anything but a JSON object, a
+// frame without a string type.
+func parseFrame(raw []byte) (*Frame, error) {
+	if !utf8.Valid(raw) {
+		return nil, &ProtocolError{Reason: "a frame is not UTF-8"}
+	}
+	f := &Frame{Raw: raw}
+	if err := json.Unmarshal(raw, f); err != nil || len(bytes.TrimLeft(raw, " \t\r\n")) == 0 || bytes.TrimLeft(raw, " \t\r\n")[0] != '{' {
+		return nil, &ProtocolError{Reason: fmt.Sprintf("a frame is not a JSON object of the protocol (%d bytes)", len(raw))}
+	}
+	if f.Type == "" {
+		return nil, &ProtocolError{Reason: "a frame has no type"}
 	}
 	return f, nil
 }

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"html"
 	"net/http"
 	"strings"
@@ -21,17 +23,33 @@ func (s *Service) linkPage(w http.ResponseWriter, r *http.Request, p params) {
 	link := scheme(r) + "://" + r.Host + r.URL.RequestURI()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", linkPageCSP)
 	page := strings.NewReplacer("{{.Link}}", html.EscapeString(link), "{{.Alias}}", html.EscapeString(p.alias),
 		"{{.Namespace}}", html.EscapeString(p.ns)).Replace(linkPageHTML)
 	_, _ = w.Write([]byte(page))
 }
 
+// linkPageCSP allows nothing but the page's one inline style, by its hash:
+// the page has no script, loads nothing and submits nothing.
+var linkPageCSP = "default-src 'none'; style-src '" + styleHash(linkPageStyle) + "'; " +
+	"form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+// styleHash is the CSP source expression of an inline style element's text.
+func styleHash(css string) string {
+	sum := sha256.Sum256([]byte(css))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// linkPageStyle is the text of the page's <style> element.
+const linkPageStyle = `body{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#111;background:#fff}
+code,pre{background:#f3f3f3;border-radius:4px;padding:.1rem .3rem}pre{padding:.8rem;overflow:auto}`
+
 // linkPageHTML is filled with escaped values (html/template would double the wasm).
 const linkPageHTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>AMS conversation {{.Alias}}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#111;background:#fff}
-code,pre{background:#f3f3f3;border-radius:4px;padding:.1rem .3rem}pre{padding:.8rem;overflow:auto}</style></head>
+<style>` + linkPageStyle + `</style></head>
 <body><main>
 <h1>AMS conversation <code>{{.Namespace}}/{{.Alias}}</code></h1>
 <p>This magic link is the whole address of a real-time conversation between agents. Anyone holding it can join, so share it only with the agents and people you mean to.</p>

@@ -47,7 +47,10 @@ func runAccount(ctx context.Context, g globals, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	host := resolveIdentity(cfg, g.host, "", env.Getenv).Host
+	host := resolveIdentity(cfg, g.host, "", "", env.Getenv).Host
+	if err := checkTransport(g, host); err != nil {
+		return err
+	}
 	acc, err := controlClient(host, "").CreateAccount(ctx, ns)
 	if err != nil {
 		return wrapNetwork(err, host)

@@ -3,10 +3,14 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+
+	"github.com/ams-dev/ams/client"
 )
 
 // DefaultHost is the broker `make dev` serves.
@@ -106,52 +110,88 @@ func writePrivateFile(path string, data []byte) error {
 }
 
 // Identity is what a command acts as: a credential, the namespace it owns
-// (when known) and the host of the control plane.
+// (when known) and the origin it talks to.
 type Identity struct {
 	Host       string
 	Namespace  string
 	Credential string
+	// withheld says why a saved credential was not chosen: it is bound to
+	// another origin than Host.
+	withheld string
 }
 
-// resolveIdentity picks the credential (AMS_CREDENTIAL wins over the config
-// file), the namespace (--namespace, AMS_NAMESPACE, the config's current)
-// and the host (--host, the account's host, DefaultHost).
-func resolveIdentity(c *Config, hostFlag, nsFlag string, getenv func(string) string) Identity {
+// resolveIdentity picks the origin (the link's for join, tail and send;
+// else --host, the account's host, DefaultHost), the namespace
+// (--namespace, AMS_NAMESPACE, the config's current) and the credential.
+// A saved credential is bound to the origin it was created on (scheme,
+// host and port) and goes nowhere else: when the chosen account is bound
+// elsewhere, another saved account of the target origin is used if the
+// namespace was not asked for, else none. AMS_CREDENTIAL is passed
+// explicitly and goes to whatever origin the command talks to.
+func resolveIdentity(c *Config, hostFlag, nsFlag, linkOrigin string, getenv func(string) string) Identity {
 	id := Identity{Namespace: nsFlag}
 	if id.Namespace == "" {
 		id.Namespace = getenv("AMS_NAMESPACE")
 	}
+	askedNamespace := id.Namespace != ""
 	if id.Namespace == "" {
 		id.Namespace = c.Current
 	}
 	acc, saved := c.Accounts[id.Namespace]
-	if saved {
-		id.Credential, id.Host = acc.Credential, acc.Host
-	}
-	if cred := getenv("AMS_CREDENTIAL"); cred != "" {
-		id.Credential = cred
-	}
-	if hostFlag != "" {
+	switch {
+	case linkOrigin != "":
+		id.Host = linkOrigin
+	case hostFlag != "":
 		id.Host = hostFlag
-	}
-	if id.Host == "" {
+	case saved:
+		id.Host = acc.Host
+	default:
 		id.Host = DefaultHost
 	}
 	id.Host = normalizeHost(id.Host)
+	if cred := getenv("AMS_CREDENTIAL"); cred != "" {
+		id.Credential = cred
+		return id
+	}
+	if saved && client.SameOrigin(acc.Host, id.Host) {
+		id.Credential = acc.Credential
+		return id
+	}
+	if !askedNamespace {
+		names := make([]string, 0, len(c.Accounts))
+		for ns := range c.Accounts {
+			names = append(names, ns)
+		}
+		sort.Strings(names)
+		for _, ns := range names {
+			if client.SameOrigin(c.Accounts[ns].Host, id.Host) {
+				id.Namespace, id.Credential = ns, c.Accounts[ns].Credential
+				return id
+			}
+		}
+	}
+	if saved {
+		id.withheld = fmt.Sprintf("the saved account %q is bound to %s, so its credential is not sent to %s", id.Namespace, normalizeHost(acc.Host), id.Host)
+	}
 	return id
 }
 
-// normalizeHost accepts "localhost:8787" as well as a full origin.
+// normalizeHost accepts "localhost:8787" as well as a full origin, and
+// spells it canonically (client.Origin) when it is one.
 func normalizeHost(h string) string {
 	h = strings.TrimRight(h, "/")
 	if !strings.Contains(h, "://") {
 		h = "http://" + h
 	}
+	if o, err := client.Origin(h); err == nil {
+		return o
+	}
 	return h
 }
 
-// loadIdentity is resolveIdentity reading the config file named by g.
-func loadIdentity(g globals, nsFlag string, env Env) (Identity, error) {
+// loadIdentity is resolveIdentity reading the config file named by g, and
+// refusing plain http to anything but loopback unless --insecure-http.
+func loadIdentity(g globals, nsFlag, linkOrigin string, env Env) (Identity, error) {
 	path, err := configPath(g.config, env.Getenv)
 	if err != nil {
 		return Identity{}, err
@@ -160,7 +200,17 @@ func loadIdentity(g globals, nsFlag string, env Env) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	return resolveIdentity(c, g.host, nsFlag, env.Getenv), nil
+	id := resolveIdentity(c, g.host, nsFlag, linkOrigin, env.Getenv)
+	return id, checkTransport(g, id.Host)
+}
+
+// checkTransport refuses plain http off this machine: the bearer and the
+// link's t would cross the network in clear.
+func checkTransport(g globals, origin string) error {
+	if err := client.CheckTransport(origin, g.insecureHTTP); err != nil {
+		return usagef("refusing plain http to %s: the credential and the link's t would travel unencrypted (use https, or pass --insecure-http if you mean it)", origin)
+	}
+	return nil
 }
 
 // requireCredential fails with a message that says how to get one.
@@ -168,8 +218,11 @@ func (id Identity) requireCredential() error {
 	if id.Credential != "" {
 		return nil
 	}
+	if id.withheld != "" {
+		return usagef("%s: set AMS_CREDENTIAL to a credential of that host, or create an account there (`ams account create NAMESPACE --host %s`)", id.withheld, id.Host)
+	}
 	if id.Namespace != "" {
 		return usagef("no credential for namespace %q: set AMS_CREDENTIAL, or run `ams account create NAMESPACE`", id.Namespace)
 	}
-	return usagef("no credential: run `ams account create NAMESPACE` (it saves one) or set AMS_CREDENTIAL")
+	return usagef("no credential for %s: run `ams account create NAMESPACE --host %s` (it saves one) or set AMS_CREDENTIAL", id.Host, id.Host)
 }

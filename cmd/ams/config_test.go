@@ -68,21 +68,76 @@ func TestResolveIdentity(t *testing.T) {
 		"demo":  {Host: "http://saved:1", Credential: "ams_sk_file"},
 		"other": {Host: "https://other", Credential: "ams_sk_other"},
 	}}
-	id := resolveIdentity(c, "", "", envOf(nil))
+	id := resolveIdentity(c, "", "", "", envOf(nil))
 	if id.Credential != "ams_sk_file" || id.Host != "http://saved:1" || id.Namespace != "demo" {
 		t.Fatalf("from file: %+v", id)
 	}
-	id = resolveIdentity(c, "", "", envOf(map[string]string{"AMS_CREDENTIAL": "ams_sk_env"}))
+	id = resolveIdentity(c, "", "", "", envOf(map[string]string{"AMS_CREDENTIAL": "ams_sk_env"}))
 	if id.Credential != "ams_sk_env" || id.Host != "http://saved:1" {
 		t.Fatalf("env must win over the file: %+v", id)
 	}
-	id = resolveIdentity(c, "localhost:9/", "other", envOf(nil))
-	if id.Credential != "ams_sk_other" || id.Host != "http://localhost:9" || id.Namespace != "other" {
-		t.Fatalf("--namespace and --host: %+v", id)
+	id = resolveIdentity(c, "OTHER:443/", "other", "", envOf(nil))
+	if id.Host != "http://other:443" || id.Credential != "" || id.requireCredential() == nil {
+		t.Fatalf("an account bound to https://other must not go to http://other:443: %+v", id)
 	}
-	id = resolveIdentity(&Config{}, "", "", envOf(map[string]string{"AMS_NAMESPACE": "n"}))
+	id = resolveIdentity(c, "https://OTHER:443/", "other", "", envOf(nil))
+	if id.Credential != "ams_sk_other" || id.Host != "https://other" || id.Namespace != "other" {
+		t.Fatalf("--namespace and --host naming the account's origin: %+v", id)
+	}
+	id = resolveIdentity(&Config{}, "", "", "", envOf(map[string]string{"AMS_NAMESPACE": "n"}))
 	if id.Host != DefaultHost || id.Namespace != "n" || id.requireCredential() == nil {
 		t.Fatalf("empty config: %+v", id)
+	}
+}
+
+// TestCredentialIsBoundToItsOrigin: a link (or --host) elsewhere than the
+// saved account's origin gets no bearer, and the refusal says why.
+func TestCredentialIsBoundToItsOrigin(t *testing.T) {
+	c := &Config{Current: "demo", Accounts: map[string]ConfigAccount{
+		"demo": {Host: "http://127.0.0.1:8787", Credential: "ams_sk_local"},
+		"prod": {Host: "https://ams.example.dev", Credential: "ams_sk_prod"},
+	}}
+	for _, tc := range []struct {
+		link, ns, cred, why string
+	}{
+		{"http://127.0.0.1:8787", "", "ams_sk_local", ""},
+		{"http://127.0.0.1:8788", "", "", `"demo" is bound to http://127.0.0.1:8787`},
+		{"http://localhost:8787", "", "", "bound to"},
+		{"https://127.0.0.1:8787", "", "", "bound to"},
+		{"https://evil.example", "", "", "not sent to https://evil.example"},
+		// Another saved account of the link's origin is used...
+		{"https://ams.example.dev:443", "", "ams_sk_prod", ""},
+		// ...unless a namespace was asked for.
+		{"https://ams.example.dev", "demo", "", "bound to"},
+	} {
+		id := resolveIdentity(c, "", tc.ns, normalizeHost(tc.link), envOf(nil))
+		if id.Credential != tc.cred {
+			t.Errorf("link on %s: credential %q, want %q", tc.link, id.Credential, tc.cred)
+		}
+		err := id.requireCredential()
+		if tc.why != "" && (err == nil || !strings.Contains(err.Error(), tc.why)) {
+			t.Errorf("link on %s: refusal %v, want %q", tc.link, err, tc.why)
+		}
+	}
+	id := resolveIdentity(c, "", "", "https://evil.example", envOf(map[string]string{"AMS_CREDENTIAL": "ams_sk_explicit"}))
+	if id.Credential != "ams_sk_explicit" {
+		t.Fatalf("AMS_CREDENTIAL is explicit and goes where the command goes: %+v", id)
+	}
+}
+
+func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	for origin, ok := range map[string]bool{
+		"http://localhost:8787": true, "http://127.0.0.1:1": true, "http://127.9.9.9": true, "http://[::1]:8787": true,
+		"https://ams.example.dev": true, "http://ams.example.dev": false, "http://10.0.0.1:8787": false,
+		"http://localhost.evil.dev": false,
+	} {
+		err := checkTransport(globals{}, origin)
+		if (err == nil) != ok {
+			t.Errorf("%s: %v, want allowed=%v", origin, err, ok)
+		}
+		if err := checkTransport(globals{insecureHTTP: true}, origin); err != nil {
+			t.Errorf("%s with --insecure-http: %v", origin, err)
+		}
 	}
 }
 

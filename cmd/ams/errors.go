@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ams-dev/ams/client"
 	"github.com/ams-dev/ams/wire"
@@ -71,9 +72,21 @@ func describe(err error) (string, int) {
 	if errors.As(err, &ue) {
 		return ue.msg, ExitUsage
 	}
+	var te *client.TokenError
+	if errors.As(err, &te) {
+		// Refused here for the broker: it would refuse the same (4400).
+		return te.Message + ": nothing of it was sent (" + te.Code + ")", ExitRefused
+	}
 	var api *client.APIError
 	if errors.As(err, &api) {
 		return describeAPIError(api)
+	}
+	var pe *client.ProtocolError
+	if errors.As(err, &pe) {
+		return "the host does not speak the AMS protocol: " + pe.Reason, ExitNetwork
+	}
+	if errors.Is(err, client.ErrJoinTimeout) {
+		return "the broker accepted the connection but never said joined: " + err.Error(), ExitNetwork
 	}
 	if code, reason := client.CloseOf(err); code >= 4000 {
 		return describeClose(code, reason)
@@ -123,6 +136,7 @@ func describeClose(code int, reason string) (string, int) {
 	if !ok {
 		hint = "the broker closed the stream"
 	}
+	reason = clip(reason, maxQuoted)
 	return fmt.Sprintf("%s (close %d %s)", hint, code, reason), exit
 }
 
@@ -145,6 +159,26 @@ var apiHints = map[string]string{
 	wire.ErrBodyTooLarge.Code:          "the request is larger than the broker's 64 KiB limit",
 }
 
+// maxQuoted bounds how much of a host's own text an error message quotes.
+const maxQuoted = 300
+
+// clip shortens s to at most n bytes, on a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// describeLocal is the message of err, for a note.
+func describeLocal(err error) string {
+	msg, _ := describe(err)
+	return msg
+}
+
 func describeAPIError(e *client.APIError) (string, int) {
 	exit := ExitRefused
 	if e.Status >= 500 {
@@ -152,12 +186,12 @@ func describeAPIError(e *client.APIError) (string, int) {
 	}
 	hint, ok := apiHints[e.Code]
 	if !ok {
-		hint = strings.TrimSpace(e.Message)
+		hint = clip(strings.TrimSpace(e.Message), maxQuoted)
 		if hint == "" {
 			hint = "the broker refused the request"
 		}
 	}
-	code := e.Code
+	code := clip(e.Code, maxQuoted)
 	if code == "" {
 		code = "(no error code: is this an AMS broker?)"
 	}

@@ -12,6 +12,8 @@ import (
 type globals struct {
 	config string // --config, empty: AMS_CONFIG or the default path
 	host   string // --host, empty: the config's host or DefaultHost
+	// insecureHTTP allows plain http to a host other than loopback.
+	insecureHTTP bool
 }
 
 // errHelp is returned when --help was asked for and printed.
@@ -38,6 +40,7 @@ func newFlagSet(name string, g *globals) *flag.FlagSet {
 	fs.Usage = func() {}
 	fs.StringVar(&g.config, "config", g.config, "config file")
 	fs.StringVar(&g.host, "host", g.host, "broker URL")
+	fs.BoolVar(&g.insecureHTTP, "insecure-http", g.insecureHTTP, "allow plain http off loopback")
 	return fs
 }
 

@@ -3,9 +3,13 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/wire"
 )
 
 // chunkSize bounds one read of stdin in `ams send -`, well under the
@@ -14,7 +18,9 @@ const chunkSize = 16 << 10
 
 // pumpChunks sends whatever each read of r returns as one token, so a
 // generation piped in streams token by token. A UTF-8 character split
-// across two reads is held back and sent whole with the next read.
+// across two reads is held back and sent whole with the next read; bytes
+// that are not UTF-8 are refused (send checks each token, client.CheckToken)
+// rather than replaced.
 func pumpChunks(r io.Reader, send func(string) error) (int, error) {
 	buf := make([]byte, chunkSize)
 	var carry []byte
@@ -57,15 +63,23 @@ func completeUTF8(b []byte) int {
 }
 
 // pumpLines sends each line of r as one token, without its line ending
-// ("\n" or "\r\n"). A last line without a newline is sent too.
+// ("\n" or "\r\n"). A last line without a newline is sent too. A line over
+// the token limit is refused (token_too_large) once its first
+// wire.DefaultLimits.TokenBytes+2 bytes are read, before any of it is sent
+// and without holding the rest.
 func pumpLines(r io.Reader, send func(string) error) (int, error) {
-	br := bufio.NewReader(r)
+	limit := wire.DefaultLimits.TokenBytes
+	br := bufio.NewReaderSize(r, limit+2)
 	sent := 0
 	for {
-		line, err := br.ReadString('\n')
+		raw, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return sent, &client.TokenError{Code: wire.CloseTokenTooLarge.Reason, Message: fmt.Sprintf("line %d is over the %d-byte token limit", sent+1, limit)}
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return sent, err
 		}
+		line := string(raw)
 		if strings.HasSuffix(line, "\n") {
 			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		} else if line == "" {

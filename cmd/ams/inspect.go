@@ -25,12 +25,17 @@ Examples:
 func runInspect(ctx context.Context, g globals, args []string, env Env) error {
 	fs := newFlagSet("inspect", &g)
 	asJSON := fs.Bool("json", false, "")
-	pos, err := parseCommand(fs, inspectUsage, args, 1, 1, env)
+	var lf linkFlags
+	lf.register(fs)
+	pos, err := parseCommand(fs, inspectUsage, args, 0, 1, env)
 	if err != nil {
 		return err
 	}
-	link, err := parseLink(pos[0])
+	link, _, err := lf.resolve(pos, 1, false, env)
 	if err != nil {
+		return err
+	}
+	if err := checkTransport(g, link.Origin); err != nil {
 		return err
 	}
 	info, err := controlClient(link.Origin, "").Inspect(ctx, link.String())

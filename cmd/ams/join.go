@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/wire"
 )
 
 const joinUsage = `Usage: ams join LINK [--name N] [--metadata JSON] [--self] [--raw] [--resume] [--subscribe a,b]
@@ -46,6 +48,7 @@ type streamFlags struct {
 	resume    bool
 	subscribe nameList
 	namespace string
+	link      linkFlags
 }
 
 func runJoin(ctx context.Context, g globals, args []string, env Env) error {
@@ -62,18 +65,19 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 	fs.BoolVar(&f.resume, "resume", false, "")
 	fs.Var(&f.subscribe, "subscribe", "")
 	fs.StringVar(&f.namespace, "namespace", "", "")
+	f.link.register(fs)
 	if command == "join" {
 		fs.BoolVar(&f.self, "self", false, "")
 	}
-	pos, err := parseCommand(fs, usage, args, 1, 1, env)
+	pos, err := parseCommand(fs, usage, args, 0, 1, env)
 	if err != nil {
 		return err
 	}
-	link, err := parseLink(pos[0])
+	link, _, err := f.link.resolve(pos, 1, command == "join", env)
 	if err != nil {
 		return err
 	}
-	id, err := loadIdentity(g, f.namespace, env)
+	id, err := loadIdentity(g, f.namespace, link.Origin, env)
 	if err != nil {
 		return err
 	}
@@ -81,16 +85,25 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 		return err
 	}
 	p := &printer{out: env.Stdout, errw: env.Stderr, raw: f.raw}
-	opts := client.DialOptions{
-		Credential:       id.Credential,
-		StreamName:       f.name,
-		Metadata:         f.metadata.raw,
-		SelfSubscribe:    f.self,
-		SubscribeStreams: f.subscribe,
+	opts := client.SessionOptions{
+		Dial: client.DialOptions{
+			Credential:       id.Credential,
+			StreamName:       f.name,
+			Metadata:         f.metadata.raw,
+			SelfSubscribe:    f.self,
+			SubscribeStreams: f.subscribe,
+			// Receipts keep typed lines in the outbox until the broker took
+			// them, so a reconnect sends again what a dead socket swallowed.
+			Receipts: command == "join",
+		},
+		NoReconnect: !f.resume,
+		OnLost: func(cause error, after int64) {
+			p.note("connection lost (%s); resuming after seq %d", rootCause(cause), after)
+		},
+		OnResumed: p.frame,
 	}
 
 	var stateFile string
-	var after *int64
 	if f.resume {
 		if stateFile, err = statePath(env.Getenv); err != nil {
 			return err
@@ -99,44 +112,49 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 		if err != nil {
 			return err
 		}
-		if opts.StreamName == "" {
-			opts.StreamName = st.Names[nameKey(link, command)]
+		if opts.Dial.StreamName == "" {
+			opts.Dial.StreamName = st.Names[nameKey(link, command)]
 		}
-		if seq, ok := st.Seqs[seqKey(link, opts.StreamName)]; ok && opts.StreamName != "" {
-			after = &seq
+		if seq, ok := st.Seqs[seqKey(link, opts.Dial.StreamName)]; ok && opts.Dial.StreamName != "" {
+			opts.Dial.ResumeAfter = &seq
 		}
 	}
 
-	s, joined, err := openStream(ctx, link.String(), opts, f.resume, after, p.note)
+	s, err := client.OpenSession(ctx, link.String(), opts)
 	if err != nil {
 		return wrapNetwork(err, link.Origin)
 	}
-	p.frame(joined)
+	p.frame(s.Joined)
 
 	stopSaving := func() {}
 	if f.resume {
-		stopSaving = keepPosition(s, stateFile, link, command, joined.StreamName, p.note)
+		stopSaving = keepPosition(s, stateFile, link, command, s.Name(), p.note)
 	}
 	defer stopSaving()
 
+	// The reader's context outlives ctx by the time Close takes, so
+	// Ctrl-C leaves with a close handshake rather than a dropped socket.
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
 	leaving := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
 			close(leaving)
 			s.Close()
-		case <-s.ctx.Done():
+		case <-readCtx.Done():
 		}
 	}()
 	if command == "join" {
 		go func() {
-			if _, err := pumpLines(env.Stdin, s.Send); err != nil && s.ctx.Err() == nil {
-				p.note("stopped reading stdin: %v", err)
+			send := func(line string) error { return s.Send(readCtx, line) }
+			if _, err := pumpLines(env.Stdin, send); err != nil && readCtx.Err() == nil && !errors.Is(err, client.ErrSessionClosed) {
+				p.note("stopped reading stdin: %s", describeLocal(err))
 			}
 		}()
 	}
 	for {
-		fr, err := s.Read()
+		fr, err := s.Read(readCtx)
 		if err != nil {
 			select {
 			case <-leaving:
@@ -146,6 +164,9 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 			s.Close()
 			return wrapNetwork(err, link.Origin)
 		}
+		if fr.Type == wire.TypeReceipt {
+			continue // asked for by this command, not by the user
+		}
 		p.frame(fr)
 	}
 }
@@ -154,7 +175,7 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 // every quarter second while it moves, and once more when stopped. A run
 // killed without warning resumes from at most a quarter second back, so
 // it may see a few frames twice but never misses one.
-func keepPosition(s *liveStream, path string, link client.MagicLink, command, stream string, note func(string, ...any)) (stop func()) {
+func keepPosition(s *client.Session, path string, link client.MagicLink, command, stream string, note func(string, ...any)) (stop func()) {
 	saved := int64(-1)
 	save := func() {
 		seq := s.LastSeq()

@@ -85,8 +85,10 @@ func findCommand(name string) *command {
 	return nil
 }
 
-// run executes one invocation and returns its exit code.
+// run executes one invocation and returns its exit code. Everything it
+// prints passes the terminal escaping (terminalWriter).
 func run(ctx context.Context, args []string, env Env) int {
+	env.Stdout, env.Stderr = terminalWriter{env.Stdout}, terminalWriter{env.Stderr}
 	g, rest, err := parseGlobals(args, env)
 	if err != nil {
 		return report(env, err)

@@ -43,7 +43,7 @@ func runMint(ctx context.Context, g globals, args []string, env Env) error {
 		return err
 	}
 	req.Metadata, req.StreamMetadata = metadata.raw, streamMetadata.raw
-	id, err := loadIdentity(g, *ns, env)
+	id, err := loadIdentity(g, *ns, "", env)
 	if err != nil {
 		return err
 	}

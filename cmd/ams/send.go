@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ams-dev/ams/client"
@@ -44,19 +46,27 @@ func runSend(ctx context.Context, g globals, args []string, env Env) error {
 	timeout := fs.Duration("timeout", 30*time.Second, "")
 	quiet := fs.Bool("quiet", false, "")
 	ns := fs.String("namespace", "", "")
-	pos, err := parseCommand(fs, sendUsage, args, 2, 2, env)
+	var lf linkFlags
+	lf.register(fs)
+	pos, err := parseCommand(fs, sendUsage, args, 1, 2, env)
 	if err != nil {
 		return err
 	}
-	link, err := parseLink(pos[0])
+	fromStdin := pos[len(pos)-1] == "-"
+	link, rest, err := lf.resolve(pos, 2, fromStdin, env)
 	if err != nil {
 		return err
 	}
-	text, fromStdin := pos[1], pos[1] == "-"
+	text := rest[0]
 	if *lines && !fromStdin {
 		return usagef("--lines reads stdin: use `ams send LINK - --lines`")
 	}
-	id, err := loadIdentity(g, *ns, env)
+	if !fromStdin {
+		if err := client.CheckToken(text); err != nil {
+			return err
+		}
+	}
+	id, err := loadIdentity(g, *ns, link.Origin, env)
 	if err != nil {
 		return err
 	}
@@ -64,80 +74,103 @@ func runSend(ctx context.Context, g globals, args []string, env Env) error {
 		return err
 	}
 	p := &printer{out: env.Stdout, errw: env.Stderr}
-	opts := client.DialOptions{Credential: id.Credential, StreamName: *name, Metadata: metadata.raw, Receipts: true}
-	s, joined, err := openStream(ctx, link.String(), opts, false, nil, p.note)
+	opts := client.SessionOptions{
+		Dial: client.DialOptions{Credential: id.Credential, StreamName: *name, Metadata: metadata.raw, Receipts: true, JoinTimeout: *timeout},
+		// A dropped connection is resumed and the unacknowledged tokens
+		// are written again: exit 0 still means every token was accepted.
+		OnLost: func(cause error, after int64) { p.note("connection lost (%s); reconnecting", rootCause(cause)) },
+	}
+	s, err := client.OpenSession(ctx, link.String(), opts)
 	if err != nil {
 		return wrapNetwork(err, link.Origin)
 	}
 	defer s.Close()
 
-	type written struct {
-		n   int
-		err error
-	}
-	writerDone := make(chan written, 1)
-	go func() {
-		var n int
-		var err error
-		switch {
-		case !fromStdin:
-			err = s.Send(text)
-			if err == nil {
-				n = 1
-			}
-		case *lines:
-			n, err = pumpLines(env.Stdin, s.Send)
-		default:
-			n, err = pumpChunks(env.Stdin, s.Send)
-		}
-		writerDone <- written{n, err}
-	}()
-	readerDone := make(chan error, 1)
-	receipts := make(chan int64, 64)
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
+	var mu sync.Mutex
+	var tally receiptTally
+	counted := make(chan struct{}, 1)
 	go func() {
 		for {
-			f, err := s.Read()
+			f, err := s.Read(readCtx)
 			if err != nil {
-				readerDone <- err
-				return
+				return // Send and Flush return the session's error
 			}
 			if f.Type == wire.TypeReceipt {
-				receipts <- f.Seq
+				mu.Lock()
+				tally.add(f.Seq)
+				mu.Unlock()
+				select {
+				case counted <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
+	summary := func(total int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return tally.summary(total)
+	}
 
-	var tally receiptTally
-	total := -1
-	var deadline <-chan time.Time
-	for total < 0 || tally.count < total {
+	send := func(data string) error { return s.Send(ctx, data) }
+	var n int
+	switch {
+	case !fromStdin:
+		if err = send(text); err == nil {
+			n = 1
+		}
+	case *lines:
+		n, err = pumpLines(env.Stdin, send)
+	default:
+		n, err = pumpChunks(env.Stdin, send)
+	}
+	if err != nil {
+		var te *client.TokenError
+		if errors.As(err, &te) {
+			p.note("refused before sending: %d token%s queued before it", n, plural(n))
+			flushCtx, cancel := context.WithTimeout(ctx, *timeout)
+			_ = s.Flush(flushCtx)
+			cancel()
+			p.note("%s", summary(n))
+			return err
+		}
+		if ctx.Err() != nil {
+			return &networkError{msg: "interrupted: " + summary(n)}
+		}
+		p.note("stopped after %s", summary(n))
+		return wrapNetwork(err, link.Origin)
+	}
+	flushCtx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := s.Flush(flushCtx); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return &networkError{msg: "interrupted: " + summary(n)}
+		case flushCtx.Err() != nil:
+			return &networkError{msg: fmt.Sprintf("timed out after %s waiting for receipts: %s", *timeout, summary(n))}
+		}
+		p.note("the broker ended the stream after %s", summary(n))
+		return wrapNetwork(err, link.Origin)
+	}
+	// Every token is acknowledged; the reader goroutine books the last
+	// receipts just after the session did.
+	for {
+		mu.Lock()
+		c := tally.count
+		mu.Unlock()
+		if c >= n {
+			break
+		}
 		select {
-		case w := <-writerDone:
-			if w.err != nil {
-				// A write fails because the connection ended; the reader has the reason.
-				select {
-				case err := <-readerDone:
-					p.note("stopped after %s", tally.summary(w.n))
-					return wrapNetwork(err, link.Origin)
-				case <-time.After(2 * time.Second):
-				}
-				return fmt.Errorf("sending failed after %s: %v", tally.summary(w.n), w.err)
-			}
-			total = w.n
-			deadline = time.After(*timeout)
-		case seq := <-receipts:
-			tally.add(seq)
-		case err := <-readerDone:
-			p.note("the broker ended the stream after %s", tally.summary(total))
-			return wrapNetwork(err, link.Origin)
-		case <-deadline:
-			return &networkError{msg: fmt.Sprintf("timed out after %s waiting for receipts: %s", *timeout, tally.summary(total))}
-		case <-ctx.Done():
-			return &networkError{msg: "interrupted: " + tally.summary(total)}
+		case <-counted:
+		case <-flushCtx.Done():
+			return &networkError{msg: fmt.Sprintf("timed out after %s waiting for receipts: %s", *timeout, summary(n))}
 		}
 	}
 	if !*quiet {
-		p.note("%s, sent as %s", tally.summary(total), joined.StreamName)
+		p.note("%s, sent as %s", summary(n), s.Name())
 	}
 	return nil
 }
