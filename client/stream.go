@@ -124,7 +124,7 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	if opts.Acks {
 		header.Set(wire.HeaderAcks, "true")
 	}
-	ws, res, err := websocket.Dial(ctx, link.ConnectURL(), &websocket.DialOptions{HTTPHeader: header, Subprotocols: opts.Subprotocols, HTTPClient: noRedirects(nil)})
+	ws, res, err := websocket.Dial(ctx, link.ConnectURL(), wsDialOptions(header, opts.Subprotocols))
 	if err != nil {
 		if res != nil && res.StatusCode >= 300 && res.StatusCode < 400 {
 			// Following it would re-send the bearer (Go keeps Authorization

@@ -1,3 +1,5 @@
+//go:build !js
+
 // Package cdp takes a V8 CPU profile of a `wrangler dev` Worker through its
 // inspector port (the Chrome DevTools protocol), and sums self time by
 // function, so the benchmark can say where a case's time goes.

@@ -1,3 +1,5 @@
+//go:build !js
+
 // Package wranglerdev starts a Worker under `wrangler dev` for the
 // end-to-end tests and the benchmark: a private temporary directory holds the
 // config and .dev.vars, the process runs in its own process group (so Stop

@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command amsbench is the benchmark of AMS (issue 3): it starts the broker
 // and a plain-JS floor (bench/floor) under `wrangler dev` on 127.0.0.1,
 // drives both with the same Go load generator, and reports every figure
