@@ -21,39 +21,51 @@ import (
 var binding = js.Global().Get("context").Get("binding")
 
 // Export makes fn callable from JS as binding[name]. fn runs synchronously;
-// if it panics, fallback's result is returned instead.
+// if it panics, fallback's result is returned instead. A fallback does no
+// work that can fail on the state fn left behind; if it panics all the
+// same, that panic is logged and the call returns undefined: the program
+// goes on for every other object.
 func Export(name string, fn func(args []js.Value) any, fallback func(args []js.Value) any) {
-	binding.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) (result any) {
-		defer func() {
-			if r := recover(); r != nil {
-				logPanic(name, r)
-				result = fallback(args)
-			}
-		}()
-		return fn(args)
+	binding.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if result, ok := guard(name, fn, args); ok {
+			return result
+		}
+		result, _ := guard(name+" fallback", fallback, args)
+		return result
 	}))
 }
 
 // ExportAsync makes fn callable from JS as binding[name], returning a Promise.
 // fn runs on its own goroutine so it may await JS promises; if it panics or
-// fails, the promise resolves with fallback's result.
+// fails, the promise resolves with fallback's result, and with undefined if
+// the fallback panics too.
 func ExportAsync(name string, fn func(args []js.Value) (js.Value, error), fallback func(args []js.Value) js.Value) {
 	binding.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any {
-		return NewPromise(func() (result js.Value) {
-			defer func() {
-				if r := recover(); r != nil {
-					logPanic(name, r)
-					result = fallback(args)
+		return NewPromise(func() js.Value {
+			v, ok := guard(name, func(args []js.Value) js.Value {
+				v, err := fn(args)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "ams: %s: %v\n", name, err)
+					return fallback(args)
 				}
-			}()
-			v, err := fn(args)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "ams: %s: %v\n", name, err)
-				return fallback(args)
+				return v
+			}, args)
+			if !ok {
+				v, _ = guard(name+" fallback", fallback, args)
 			}
 			return v
 		})
 	}))
+}
+
+// guard runs fn, turning a panic into ok == false after logging it.
+func guard[T any](name string, fn func(args []js.Value) T, args []js.Value) (result T, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic(name, r)
+		}
+	}()
+	return fn(args), true
 }
 
 // Ready tells entry.mjs that every function is exported.

@@ -7,9 +7,21 @@
 // socket's Attachment (stream id, name, owner, metadata, self-subscribe,
 // subscription, receipts), and the socket's hibernation tag is its connection
 // id. On wake the runtime builds a fresh object; the adapter then hands
-// Restore the attachments of getWebSockets(), which is the one place live
-// state is rebuilt from. Waking is invisible on the wire: no peer sees a
-// spurious stream_left or stream_joined.
+// Restore what it found on each socket of getWebSockets() (its attachment,
+// whether it is still open), which is the one place live state is rebuilt
+// from, and Restore decides. Waking is invisible on the wire: no peer sees a
+// spurious stream_left or stream_joined. Leaving while asleep is invisible
+// too: a socket that closed, failed or died while the object slept (the
+// close that woke it included) is gone from getWebSockets()'s open set, so
+// Restore announces its stream_left with the next seq and frees its stored
+// metadata, exactly as an awake object would have.
+//
+// The same rebuild is how the object survives a panic: an event that does
+// not return normally leaves the object's Go state marked unsettled, and
+// the next event rebuilds it from the attachments. A panic fallback only
+// closes the failing socket 4500 (or answers 101 then 4500 to a connect);
+// it touches neither the Go state nor SQLite, so a second failure inside it
+// costs nothing but that answer.
 //
 // Every token, stream_joined, stream_left and stream_metadata gets the next
 // seq of the conversation and is written to the event log (SQLite) before it
@@ -97,21 +109,73 @@ func NewConversation(limits wire.Limits, now func() time.Time, newID func() stri
 // Seq is the conversation's latest seq.
 func (c *Conversation) Seq() int64 { return c.seq }
 
-// Restore rebuilds the live streams from the sockets that survived
-// hibernation. A stream held by two sockets (a takeover interrupted by
-// eviction) keeps the newest and closes the other.
-func (c *Conversation) Restore(peers []*Peer) {
+// Woken is a socket that getWebSockets() returned after a wake-up, with
+// what the adapter found on it; Restore decides what becomes of it.
+type Woken struct {
+	*Peer
+	// Open is false for a socket that closed, failed, or died without a
+	// close frame while the object slept; the close that woke the object
+	// is one of these.
+	Open bool
+	// Unreadable says the socket's attachment did not decode: Peer holds
+	// only its socket.
+	Unreadable bool
+}
+
+// Restore rebuilds the live streams from the sockets found after
+// hibernation. An open socket's stream is live again; a stream held by two
+// open sockets (a takeover interrupted by eviction) keeps the newest and
+// closes the other. A stream whose socket left while the object slept
+// leaves now: the others get its stream_left with the next seq, as if the
+// object had been awake, and the socket's resources are released. An open
+// socket whose attachment is unreadable is closed 4500.
+func (c *Conversation) Restore(found []Woken) {
 	c.peers, c.byConn = nil, map[string]*Peer{}
-	for _, p := range peers {
-		if old := c.stream(p.StreamID); old != nil {
-			if old.ConnID > p.ConnID {
-				p.Socket.Close(wire.CloseStreamDisplaced)
-				continue
+	var gone []*Peer
+	for _, w := range found {
+		switch {
+		case w.Unreadable:
+			if w.Open {
+				w.Socket.Close(wire.CloseInternalError)
 			}
-			c.remove(old)
-			old.Socket.Close(wire.CloseStreamDisplaced)
+		case !w.Open:
+			gone = append(gone, w.Peer)
+		default:
+			c.restore(w.Peer)
 		}
-		c.add(p)
+	}
+	left := map[string]bool{}
+	for _, p := range gone {
+		if c.stream(p.StreamID) == nil && !left[p.StreamID] {
+			// After every live stream is back, so they all hear it.
+			left[p.StreamID] = true
+			c.emit(p, func(seq int64) []byte { return wire.EncodeStreamLeft(p.Stream(), seq) })
+		}
+		release(p.Socket)
+	}
+}
+
+func (c *Conversation) restore(p *Peer) {
+	if old := c.stream(p.StreamID); old != nil {
+		if old.ConnID > p.ConnID {
+			p.Socket.Close(wire.CloseStreamDisplaced)
+			return
+		}
+		c.remove(old)
+		old.Socket.Close(wire.CloseStreamDisplaced)
+	}
+	c.add(p)
+}
+
+// releaser is a Socket holding something besides its attachment (workerd's
+// overflow metadata row) that must go once its stream has left.
+type releaser interface {
+	Release()
+}
+
+func release(s Socket) {
+	if r, ok := s.(releaser); ok {
+		r.Release()
 	}
 }
 
@@ -310,6 +374,7 @@ func (c *Conversation) Leave(connID string) bool {
 		return false
 	}
 	c.remove(p)
+	release(p.Socket)
 	c.emit(p, func(seq int64) []byte { return wire.EncodeStreamLeft(p.Stream(), seq) })
 	return true
 }

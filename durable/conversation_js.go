@@ -35,46 +35,65 @@ type object struct {
 	members     *sqlMemberStore
 	memberIdle  time.Duration
 	waiters     []chan struct{} // MCP reads waiting for the next event
+	// unsettled says an event is running or ended in a panic: the next
+	// event rebuilds the object instead of using it.
+	unsettled bool
 }
 
 // Register exports the Durable Object's handlers to build/entry.mjs. Each
 // takes the JS object and its incarnation first; socket events then take the
 // socket's hibernation tag (its connection id), which entry.mjs reads.
 func Register() {
-	bridge.Export("conversationFetch", conversationFetch, func(args []js.Value) any {
-		forget(args)
-		return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
-			[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
-	})
-	bridge.Export("conversationMessage", conversationMessage, closeOnPanic)
-	bridge.Export("conversationClose", conversationClose, closeOnPanic)
-	bridge.Export("conversationError", conversationError, closeOnPanic)
-	bridge.Export("conversationAlarm", conversationAlarm, func(args []js.Value) any {
-		forget(args)
+	bridge.Export("conversationFetch", settled(conversationFetch), fetchOnPanic)
+	bridge.Export("conversationMessage", settled(conversationMessage), closeOnPanic)
+	bridge.Export("conversationClose", settled(conversationClose), closeOnPanic)
+	bridge.Export("conversationError", settled(conversationError), closeOnPanic)
+	bridge.Export("conversationAlarm", settled(conversationAlarm), func([]js.Value) any {
+		wire.InjectFallbackFault()
 		return nil
 	})
 }
 
-// closeOnPanic handles a socket event that panicked: the in-memory view may
-// be inconsistent, so it is rebuilt from the attachments, and the socket is
-// closed 4500 with a stream_left to its peers.
-func closeOnPanic(args []js.Value) any {
-	forget(args)
-	o := load(args)
-	tag := tagOf(args[2])
-	if p := o.conv.Peer(tag); p != nil {
-		o.conv.Eject(p, wire.CloseInternalError)
-		return nil
+// settled runs an event of the object args[0]. The object is marked
+// unsettled while the event runs and settled only when it returns: one that
+// panics leaves the mark, and the next event rebuilds the object's Go state
+// from the attachments instead of trusting what the panic cut short.
+func settled(handle func(o *object, args []js.Value) any) func(args []js.Value) any {
+	return func(args []js.Value) any {
+		o := load(args)
+		o.unsettled = true
+		result := handle(o, args)
+		o.unsettled = false
+		return result
 	}
-	sockets := o.state.Call("getWebSockets", tag)
+}
+
+// closeOnPanic answers a socket event that panicked: the socket is closed
+// 4500. It reads nothing of the object's Go state and writes no storage,
+// so it cannot fail on what the panic left. The object stays unsettled;
+// the event of this close (or any next event) rebuilds it, and Restore then
+// announces the closed socket's stream_left.
+func closeOnPanic(args []js.Value) any {
+	wire.InjectFallbackFault()
+	sockets := args[0].Get("ctx").Call("getWebSockets", tagOf(args[2]))
 	for i := 0; i < sockets.Length(); i++ {
 		bridge.CloseWebSocket(sockets.Index(i), wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
 	}
 	return nil
 }
 
-func forget(args []js.Value) {
-	delete(objects, args[1].Int())
+// fetchOnPanic answers a request that panicked: a connect is upgraded and
+// closed 4500, as every refusal is; anything else is a 500.
+func fetchOnPanic(args []js.Value) any {
+	wire.InjectFallbackFault()
+	req := args[2]
+	if u, err := url.Parse(req.Get("url").String()); err == nil && u.Path == "/connect" {
+		var join wire.Join
+		_ = json.Unmarshal([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()), &join)
+		return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, subprotocolHeader(join))
+	}
+	return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
+		[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
 }
 
 // tagOf is a socket's hibernation tag as entry.mjs passed it.
@@ -86,10 +105,11 @@ func tagOf(v js.Value) string {
 }
 
 // load returns the conversation of the JS object args[0], of incarnation
-// args[1], rebuilding it from getWebSockets() on the incarnation's first event.
+// args[1], rebuilding it from getWebSockets() on the incarnation's first
+// event and after an event that panicked.
 func load(args []js.Value) *object {
 	incarnation := args[1].Int()
-	if o := objects[incarnation]; o != nil {
+	if o := objects[incarnation]; o != nil && !o.unsettled {
 		return o
 	}
 	self := args[0]
@@ -113,48 +133,52 @@ func load(args []js.Value) *object {
 	o.sql.Exec("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)
-	peers := append(o.restorePeers(), RestoreMembers(o.members)...)
-	o.conv.Restore(peers)
-	if len(peers) > 0 {
-		// Operators (and the hibernation test) see each wake-up; ids only.
-		fmt.Printf("ams: conversation object woke with %d streams %v\n", len(peers), streamIDs(peers))
+	found := o.found()
+	for _, m := range RestoreMembers(o.members) {
+		found = append(found, Woken{Peer: m, Open: true})
+	}
+	o.conv.Restore(found)
+	if len(found) > 0 {
+		// Operators (and the hibernation tests) see each wake-up; ids only.
+		fmt.Printf("ams: conversation object woke with %d streams of sockets %v\n", o.conv.Len(), streamIDs(found))
 	}
 	objects[incarnation] = o
 	incarnations[id] = incarnation
 	return o
 }
 
-func streamIDs(peers []*Peer) []string {
-	ids := make([]string, len(peers))
-	for i, p := range peers {
-		ids[i] = p.StreamID
+func streamIDs(found []Woken) []string {
+	ids := make([]string, len(found))
+	for i, w := range found {
+		ids[i] = w.StreamID
 	}
 	return ids
 }
 
-func (o *object) restorePeers() []*Peer {
+// found reports every socket of getWebSockets() as it is; Restore decides
+// which become peers and which leave.
+func (o *object) found() []Woken {
 	sockets := o.state.Call("getWebSockets")
-	var peers []*Peer
-	for i := 0; i < sockets.Length(); i++ {
+	found := make([]Woken, sockets.Length())
+	for i := range found {
 		ws := sockets.Index(i)
-		if ws.Get("readyState").Int() != 1 { // OPEN
-			continue
-		}
+		open := ws.Get("readyState").Int() == 1 // OPEN
 		raw := ws.Call("deserializeAttachment")
-		if raw.Type() != js.TypeString {
+		var a Attachment
+		var err error
+		if raw.Type() == js.TypeString {
+			a, err = DecodeAttachment([]byte(raw.String()))
+		}
+		if raw.Type() != js.TypeString || err != nil {
+			found[i] = Woken{Peer: &Peer{Socket: newSocket(ws, o, "", false)}, Open: open, Unreadable: true}
 			continue
 		}
-		a, err := DecodeAttachment([]byte(raw.String()))
-		if err != nil {
-			bridge.CloseWebSocket(ws, wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
-			continue
-		}
-		if a.MetadataStored {
+		if a.MetadataStored && open {
 			a.Metadata = o.storedMetadata(a.ConnID)
 		}
-		peers = append(peers, &Peer{Attachment: a, Socket: newSocket(ws, o, a.ConnID, a.MetadataStored)})
+		found[i] = Woken{Peer: &Peer{Attachment: a, Socket: newSocket(ws, o, a.ConnID, a.MetadataStored)}, Open: open}
 	}
-	return peers
+	return found
 }
 
 func (o *object) storedMetadata(connID string) json.RawMessage {
@@ -165,8 +189,7 @@ func (o *object) storedMetadata(connID string) json.RawMessage {
 	return json.RawMessage(rows.Index(0).Get("metadata").String())
 }
 
-func conversationFetch(args []js.Value) any {
-	o := load(args)
+func conversationFetch(o *object, args []js.Value) any {
 	req := args[2]
 	u, err := url.Parse(req.Get("url").String())
 	if err != nil {
@@ -196,6 +219,9 @@ func (o *object) connect(req js.Value) js.Value {
 	if err := json.Unmarshal([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()), &join); err != nil {
 		return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, nil)
 	}
+	if o.conv.FaultInjection {
+		wire.InjectFault(join.StreamName)
+	}
 	peer, refusal := o.conv.Admit(join)
 	if refusal != nil {
 		return bridge.RefuseUpgrade(refusal.Code, refusal.Reason, subprotocolHeader(join))
@@ -210,8 +236,7 @@ func (o *object) connect(req js.Value) js.Value {
 }
 
 // conversationMessage takes (self, incarnation, tag, message).
-func conversationMessage(args []js.Value) any {
-	o := load(args)
+func conversationMessage(o *object, args []js.Value) any {
 	id, msg := tagOf(args[2]), args[3]
 	if msg.Type() == js.TypeString {
 		o.conv.Receive(id, []byte(msg.String()))
@@ -224,25 +249,20 @@ func conversationMessage(args []js.Value) any {
 // conversationClose takes (self, incarnation, tag, ws, code, reason): the
 // stream leaves, and the close is reciprocated, which the Hibernation API
 // leaves to the object.
-func conversationClose(args []js.Value) any {
-	o := load(args)
+func conversationClose(o *object, args []js.Value) any {
 	o.leave(tagOf(args[2]))
 	bridge.CloseWebSocket(args[3], args[4].Int(), args[5].String())
 	return nil
 }
 
 // conversationError takes (self, incarnation, tag).
-func conversationError(args []js.Value) any {
-	o := load(args)
+func conversationError(o *object, args []js.Value) any {
 	o.leave(tagOf(args[2]))
 	return nil
 }
 
 func (o *object) leave(connID string) {
-	if p := o.conv.Peer(connID); p != nil {
-		o.conv.Leave(connID)
-		p.Socket.(*socket).dropStoredMetadata()
-	}
+	o.conv.Leave(connID)
 }
 
 // socket is a hibernatable workerd WebSocket.
@@ -300,6 +320,9 @@ func (s *socket) Save(a Attachment) {
 	}
 	s.ws.Call("serializeAttachment", string(encoded))
 }
+
+// Release drops the stream's stored metadata once the stream has left.
+func (s *socket) Release() { s.dropStoredMetadata() }
 
 func (s *socket) dropStoredMetadata() {
 	if s.stored {

@@ -13,14 +13,16 @@ import (
 
 // recordingSocket is a Socket that remembers everything done to it.
 type recordingSocket struct {
-	sent   []*Outbound
-	closes []wire.Close
-	saved  []Attachment
+	sent     []*Outbound
+	closes   []wire.Close
+	saved    []Attachment
+	released int
 }
 
 func (s *recordingSocket) Send(o *Outbound)   { s.sent = append(s.sent, o) }
 func (s *recordingSocket) Close(c wire.Close) { s.closes = append(s.closes, c) }
 func (s *recordingSocket) Save(a Attachment)  { s.saved = append(s.saved, a) }
+func (s *recordingSocket) Release()           { s.released++ }
 func (s *recordingSocket) frames() []string   { return texts(s.sent) }
 func (s *recordingSocket) reset()             { s.sent, s.closes, s.saved = nil, nil, nil }
 func (s *recordingSocket) quiet() bool        { return len(s.sent) == 0 && len(s.closes) == 0 }
@@ -640,7 +642,7 @@ func TestRestore(t *testing.T) {
 	)
 	h := newHarness(t, wire.DefaultLimits)
 	h.next = 3
-	h.conv.Restore(peers)
+	h.conv.Restore(awake(peers))
 	for i, s := range socks {
 		if !s.quiet() {
 			t.Errorf("socket %d saw the wake-up: %q %v", i, s.frames(), s.closes)
@@ -694,7 +696,7 @@ func TestRestoreDuplicateStreamKeepsNewest(t *testing.T) {
 				byConn[p.ConnID] = socks[i]
 			}
 			h := newHarness(t, wire.DefaultLimits)
-			h.conv.Restore(peers)
+			h.conv.Restore(awake(peers))
 			if h.conv.Len() != 2 {
 				t.Fatalf("Len() = %d, want 2", h.conv.Len())
 			}
@@ -724,7 +726,7 @@ func TestRestoreReplacesState(t *testing.T) {
 	h.join("acc_A", "a", false, "")
 	h.join("acc_B", "b", false, "")
 	peers, _ := restored(t, att("conn0100", "acc_C", "c", false, `{}`))
-	h.conv.Restore(peers)
+	h.conv.Restore(awake(peers))
 	if s := h.conv.Streams(); len(s) != 1 || s[0].Name != "c" {
 		t.Errorf("Streams() after Restore = %+v, want only c", s)
 	}

@@ -164,7 +164,7 @@ func TestSeqContinuesAfterWakeUp(t *testing.T) {
 			woken := newHarnessOver(t, limits, h.log)
 			woken.next = h.next
 			peers, socks := restored(t, pa.Attachment, pb.Attachment)
-			woken.conv.Restore(peers)
+			woken.conv.Restore(awake(peers))
 			if woken.conv.Seq() != before {
 				t.Fatalf("Seq() after the wake-up = %d, want %d", woken.conv.Seq(), before)
 			}
@@ -226,7 +226,7 @@ func TestReplayBufferTrimsLog(t *testing.T) {
 	woken := newHarnessOver(t, limits, h.log)
 	woken.next = h.next
 	peers, _ := restored(t, pa.Attachment)
-	woken.conv.Restore(peers)
+	woken.conv.Restore(awake(peers))
 	woken.conv.Receive(pa.ConnID, []byte(`{"type":"token","data":"y"}`))
 	if n := len(h.log.events); n != 10 {
 		t.Errorf("after the wake-up, %d events stored, want 10: the buffer forgot what storage holds", n)
@@ -521,7 +521,7 @@ func TestReplayTurnedOffOverStoredEvents(t *testing.T) {
 	woken := newHarnessOver(t, off, log)
 	woken.next = h.next
 	peers, _ := restored(t, pa.Attachment)
-	woken.conv.Restore(peers)
+	woken.conv.Restore(awake(peers))
 	woken.conv.Receive(pa.ConnID, []byte(`{"type":"token","data":"not stored"}`))
 	if woken.conv.Seq() != stored+1 {
 		t.Fatalf("Seq() = %d, want %d", woken.conv.Seq(), stored+1)
@@ -548,7 +548,7 @@ func TestReplayOffThenOnLeavesGap(t *testing.T) {
 		woken := newHarnessOver(t, limits, log)
 		woken.next = h.next + 10
 		peers, _ := restored(t, pa.Attachment)
-		woken.conv.Restore(peers)
+		woken.conv.Restore(awake(peers))
 		woken.conv.Receive(pa.ConnID, []byte(`{"type":"token","data":"x"}`)) // seq 3 not stored, then seq 4 stored
 		h = woken
 	}

@@ -49,6 +49,7 @@ func (o *object) memberFetch(op string, req js.Value) js.Value {
 	return bridge.NewPromise(func() (result js.Value) {
 		defer func() {
 			if r := recover(); r != nil {
+				o.unsettled = true // the next event rebuilds what the panic cut short
 				result = memberError(wire.ErrInternal.Status, wire.ErrInternal.Code, "unexpected failure")
 			}
 		}()
@@ -115,8 +116,8 @@ func (o *object) scheduleExpiry() {
 	}
 }
 
-func conversationAlarm(args []js.Value) any {
-	load(args).scheduleExpiry()
+func conversationAlarm(o *object, _ []js.Value) any {
+	o.scheduleExpiry()
 	return nil
 }
 

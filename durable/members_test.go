@@ -116,7 +116,7 @@ func (m *memberHarness) wake() {
 		peers = append(peers, &Peer{Attachment: back, Socket: sock})
 	}
 	// The adapter restores sockets first, then members.
-	m.conv.Restore(append(peers, RestoreMembers(m.store)...))
+	m.conv.Restore(awake(append(peers, RestoreMembers(m.store)...)))
 }
 
 func (m *memberHarness) ws(account, name string, self bool, metadata string) (*Peer, *recordingSocket) {

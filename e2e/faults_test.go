@@ -73,6 +73,37 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("token after panic: %s", tok.Raw)
 	}
 
+	// A panic whose fallback panics too is logged, and the program goes on:
+	// the next event rebuilds the object, and every stream is served.
+	if err := c.WriteRaw(ctx, []byte(wire.FaultPanicTwiceFrame)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(b.Logs(), "injected fault in a panic fallback") }, "the fallback's panic")
+	if err := bb.SendToken(ctx, "after two panics"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := next(t, c, wire.TypeToken); *tok.Data != "after two panics" {
+		t.Fatalf("token after a panicking fallback: %s", tok.Raw)
+	}
+	if err := c.SendToken(ctx, "c still speaks"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := next(t, bb, wire.TypeToken); *tok.Data != "c still speaks" {
+		t.Fatalf("token of the panicking socket: %s", tok.Raw)
+	}
+	if logs := b.Logs(); strings.Contains(logs, "exit code") || strings.Contains(logs, "Go program has already exited") {
+		t.Fatalf("the program ended after a panic in a fallback:\n%s", logs)
+	}
+
+	// A panic in the object's connect is a refusal like any other: 101,
+	// then close 4500; the others see nothing.
+	doomed, err := client.Dial(ctx, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: wire.FaultPanicStreamName})
+	if err != nil {
+		t.Fatalf("a connect that panics is not upgraded: %v", err)
+	}
+	closedWith(t, doomed, wire.CloseInternalError)
+	quiet(t, bb)
+
 	// The program exits outright; the next event starts a new one, which
 	// rebuilds the conversation from the attachments.
 	if err := c.WriteRaw(ctx, []byte(wire.FaultExitFrame)); err != nil {

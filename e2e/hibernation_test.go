@@ -5,6 +5,9 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +159,69 @@ func TestHibernationKeepsEverything(t *testing.T) {
 	if strings.Contains(broker.Logs(), "Go program has already exited") {
 		t.Fatal("the Go program exited during the test")
 	}
+}
+
+// storedMetadataRows counts the overflow-metadata rows containing marker in
+// the SQLite files of every conversation object of b.
+func storedMetadataRows(t *testing.T, b *Broker, marker string) int {
+	t.Helper()
+	sqlite, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Fatal("the sqlite3 command reads the objects' storage: apt-get install sqlite3")
+	}
+	files, _ := filepath.Glob(filepath.Join(b.StateDir(), "v3", "do", "*Conversation", "*.sqlite"))
+	rows := 0
+	for _, f := range files {
+		out, err := exec.Command(sqlite, f, "SELECT count(*) FROM stream_metadata WHERE metadata LIKE '%"+marker+"%'").Output()
+		if err != nil {
+			continue // not a conversation's database, or no such table yet
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		rows += n
+	}
+	return rows
+}
+
+// TestHibernationLeaveIsAnnounced: a peer that closes while the object is
+// hibernating (its close is what wakes it) leaves as it would have awake:
+// the other peer gets stream_left with the next seq, a newcomer's
+// joined.peers and inspect agree that it is gone, and its overflow
+// metadata is deleted from storage.
+func TestHibernationLeaveIsAnnounced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hibernation needs a real idle period")
+	}
+	r := newRoom(t)
+	marker := "leaver-" + randomHex(6)
+	big := `{"bio":"` + marker + strings.Repeat(" long metadata", 200) + `"}` // > 2 KiB: lives in storage
+	stayer, joinedStayer := r.join(t, r.owner, "stayer")
+	leaver, joinedLeaver := r.join(t, newAccount(t), "leaver", withMetadata(big))
+	arrived := next(t, stayer, wire.TypeStreamJoined)
+	if n := storedMetadataRows(t, broker, marker); n != 1 {
+		t.Fatalf("%d stored metadata rows for the leaver before it left, want 1", n)
+	}
+
+	waitForWake(t, broker, []string{joinedStayer.StreamID}, func() {
+		if err := leaver.Close(); err != nil {
+			t.Logf("leaver's close: %v", err)
+		}
+	})
+	left := next(t, stayer, wire.TypeStreamLeft)
+	if left.StreamID != joinedLeaver.StreamID || left.Seq != arrived.Seq+1 {
+		t.Fatalf("stream_left after the wake: %s, want the leaver's with seq %d", left.Raw, arrived.Seq+1)
+	}
+
+	ctx := testContext(t, 30*time.Second)
+	info, err := broker.client("").Inspect(ctx, r.conv.MagicLink)
+	if err != nil || len(info.Streams) != 1 || info.Streams[0].StreamID != joinedStayer.StreamID {
+		t.Fatalf("inspect after the leave: %+v %v", info, err)
+	}
+	_, joinedNew := r.join(t, newAccount(t), "newcomer")
+	if len(joinedNew.Peers) != 1 || joinedNew.Peers[0].StreamID != joinedStayer.StreamID || joinedNew.Seq != left.Seq {
+		t.Fatalf("newcomer's joined after the leave: %s", joinedNew.Raw)
+	}
+	if f := next(t, stayer, wire.TypeStreamJoined); f.StreamName != "newcomer" || f.Seq != left.Seq+1 {
+		t.Fatalf("after the leave: %s", f.Raw)
+	}
+	waitFor(t, func() bool { return storedMetadataRows(t, broker, marker) == 0 }, "the leaver's stored metadata to be deleted")
 }

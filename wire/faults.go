@@ -16,16 +16,37 @@ const (
 	// isolate's cache) from landing, as another location sees KV before it
 	// catches up.
 	FaultKVLagHeader = "X-AMS-Fault-KV-Lag"
+	// FaultPanicTwiceFrame panics, and the panic's fallback panics too.
+	FaultPanicTwiceFrame = `{"type":"x_fault_panic_twice"}`
+	// FaultPanicStreamName, as a joiner's stream name, panics in the
+	// conversation object's connect.
+	FaultPanicStreamName = "x-fault-panic"
 )
 
-// InjectFault panics or ends the program for the fault named by what (a path
-// or a frame) and reports whether what named one.
+// fallbackFault is armed by FaultPanicTwiceFrame for the next fallback.
+var fallbackFault bool
+
+// InjectFault panics or ends the program for the fault named by what (a path,
+// a frame or a stream name) and reports whether what named one.
 func InjectFault(what string) bool {
 	switch what {
-	case FaultPanicPath, FaultPanicFrame:
+	case FaultPanicTwiceFrame:
+		fallbackFault = true
+		panic("injected fault: " + what)
+	case FaultPanicPath, FaultPanicFrame, FaultPanicStreamName:
 		panic("injected fault: " + what)
 	case FaultExitPath, FaultExitFrame:
 		os.Exit(3)
 	}
 	return false
+}
+
+// InjectFallbackFault panics if FaultPanicTwiceFrame armed it; every panic
+// fallback calls it first. Only InjectFault arms it, so without fault
+// injection it does nothing.
+func InjectFallbackFault() {
+	if fallbackFault {
+		fallbackFault = false
+		panic("injected fault in a panic fallback")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -115,11 +116,20 @@ func (s *Service) lookupConversation(ctx context.Context, ns, alias string) (*Co
 	return rec, err
 }
 
-// parallel runs the steps concurrently and returns the first error.
+// parallel runs the steps concurrently and returns the first error. A step
+// that panics fails with an error: a goroutine has no caller to recover
+// it, and its panic would end the program for every request of the isolate.
 func parallel(steps ...func() error) error {
 	errs := make(chan error, len(steps))
 	for _, step := range steps {
-		go func() { errs <- step() }()
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					errs <- fmt.Errorf("panic in a parallel step: %v", r)
+				}
+			}()
+			errs <- step()
+		}()
 	}
 	var first error
 	for range steps {

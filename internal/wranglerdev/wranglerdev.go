@@ -64,6 +64,7 @@ type Server struct {
 	Probes int
 
 	dir    string
+	state  string
 	cmd    *exec.Cmd
 	exited chan struct{}
 	logs   *syncBuffer
@@ -79,7 +80,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Name: opts.Name, dir: dir, logs: &syncBuffer{}}
+	s := &Server{Name: opts.Name, dir: dir, state: persistDir(opts, dir), logs: &syncBuffer{}}
 	fail := func(err error) (*Server, error) {
 		s.Stop()
 		return nil, fmt.Errorf("%s: %w", opts.Name, err)
@@ -200,6 +201,9 @@ func (s *Server) Group() []int {
 	}
 	return GroupProcesses(s.cmd.Process.Pid, "")
 }
+
+// StateDir is where the server keeps its local KV and Durable Object state.
+func (s *Server) StateDir() string { return s.state }
 
 func persistDir(opts Options, dir string) string {
 	if opts.PersistDir != "" {
