@@ -109,9 +109,23 @@ func (s *streamReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// drainBytes bounds what Close reads of an unread body rather than cancel
+// it: cancelling a request body still in flight makes workerd drop the
+// connection, which wrangler dev reports as "Your worker restarted
+// mid-request" instead of the answer (a 413 for an oversized body).
+const drainBytes = 16 << 20
+
 // Close discards the rest of the body and unlocks the stream.
 func (s *streamReader) Close() error {
 	if !s.reader.IsUndefined() {
+		for drained := 0; !s.done && drained < drainBytes; {
+			chunk, err := Await(s.reader.Call("read"))
+			if err != nil || chunk.Get("done").Bool() {
+				s.done = true
+				break
+			}
+			drained += chunk.Get("value").Length()
+		}
 		if !s.done {
 			s.reader.Call("cancel")
 		}

@@ -38,12 +38,14 @@ type Attachment struct {
 }
 
 // Hears reports whether this connection receives frames of stream from:
-// never its own stream unless self-subscribed, and only the subscribed names.
+// never its own stream unless self-subscribed, and only the subscribed
+// streams, each named by its name or its id (str_…, as D0017 of the hosted
+// reference filters).
 func (a *Attachment) Hears(fromStreamID, fromName string) bool {
 	if fromStreamID == a.StreamID && !a.Self {
 		return false
 	}
-	return len(a.Subscribed) == 0 || slices.Contains(a.Subscribed, fromName)
+	return len(a.Subscribed) == 0 || slices.Contains(a.Subscribed, fromName) || slices.Contains(a.Subscribed, fromStreamID)
 }
 
 // Stream is the stream as peers see it.

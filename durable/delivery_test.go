@@ -642,6 +642,10 @@ func TestHears(t *testing.T) {
 		{"empty subscription is all", false, []string{}, "str_x", "x", true},
 		{"names are case sensitive", false, []string{"X"}, "str_x", "x", false},
 		{"same name, another stream id", false, nil, "str_other", "me", true},
+		{"subscribed stream id", false, []string{"str_x"}, "str_x", "x", true},
+		{"stream id not subscribed", false, []string{"str_x"}, "str_y", "y", false},
+		{"ids and names mixed", false, []string{"str_x", "y"}, "str_y", "y", true},
+		{"own id subscribed, not self", false, []string{"str_me"}, "str_me", "me", false},
 	}
 	for _, tt := range tests {
 		a := me

@@ -121,8 +121,9 @@ func TestCreateAccount(t *testing.T) {
 		status, _, body = call(t, "POST", "/v1/accounts", nil, string(mustJSON(t, map[string]string{"namespace": ns})))
 		wantError(t, status, body, wire.ErrInvalidNamespace)
 	}
+	// A namespace of the wrong type is an invalid namespace, as in the reference.
 	status, _, body = call(t, "POST", "/v1/accounts", nil, `{"namespace":123}`)
-	wantError(t, status, body, wire.ErrInvalidJSON)
+	wantError(t, status, body, wire.ErrInvalidNamespace)
 	huge := `{"namespace":"x","pad":"` + strings.Repeat("a", wire.DefaultLimits.BodyBytes) + `"}`
 	status, _, body = call(t, "POST", "/v1/accounts", nil, huge)
 	wantError(t, status, body, wire.ErrBodyTooLarge)

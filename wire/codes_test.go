@@ -60,6 +60,7 @@ func TestErrorCodes(t *testing.T) {
 		{ErrInvalidStreamName, 400, "invalid_stream_name"},
 		{ErrInvalidMetadata, 400, "invalid_metadata"},
 		{ErrInvalidStreamMetadata, 400, "invalid_stream_metadata"},
+		{ErrMetadataTooLarge, 400, "metadata_too_large"},
 		{ErrUnsupportedIDKind, 400, "unsupported_id_kind"},
 		{ErrAliasTaken, 409, "alias_taken"},
 		{ErrMissingToken, 400, "missing_token"},

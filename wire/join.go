@@ -98,8 +98,8 @@ func ParseResumeAfter(v string) (*int64, bool) {
 }
 
 // ParseSubscribeStreams reads X-AMS-Subscribe-Streams: a comma-separated list
-// of valid stream names, at most max of them. An absent header is nil (all
-// streams).
+// of stream names or stream ids (a str_… id is a valid name too), at most
+// max of them. An absent header is nil (all streams).
 func ParseSubscribeStreams(v string, max int) ([]string, bool) {
 	if v == "" {
 		return nil, true

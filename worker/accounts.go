@@ -6,34 +6,31 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-type createAccountBody struct {
-	Namespace string `json:"namespace"`
-}
-
 // createAccount is POST /v1/accounts. The credential is returned here once
 // and stored only as its peppered hash.
 func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params) {
-	var body createAccountBody
-	if err := s.readObject(r, false, &body); err != nil {
+	body, err := s.readFields(r, false)
+	if err != nil {
 		respond(w, err)
 		return
 	}
-	if !wire.ValidNamespace(body.Namespace) {
+	ns := body.text("namespace")
+	if !wire.ValidNamespace(ns) {
 		writeError(w, wire.ErrInvalidNamespace, "namespace must match ^[a-z0-9][a-z0-9-]{0,62}$")
 		return
 	}
 	ctx := r.Context()
-	if _, taken, err := s.KV.Get(ctx, namespaceKey(body.Namespace)); err != nil {
+	if _, taken, err := s.KV.Get(ctx, namespaceKey(ns)); err != nil {
 		respond(w, err)
 		return
 	} else if taken {
-		writeError(w, wire.ErrNamespaceTaken, "namespace "+body.Namespace+" is taken")
+		writeError(w, wire.ErrNamespaceTaken, "namespace "+ns+" is taken")
 		return
 	}
 	credential := wire.NewCredential()
 	acc := Account{
 		AccountID:      wire.NewAccountID(),
-		Namespace:      body.Namespace,
+		Namespace:      ns,
 		CredentialHash: s.Peppers.CredentialHash(credential),
 		CreatedAt:      wire.Timestamp(s.Now()),
 	}
@@ -43,12 +40,12 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 		respond(w, err)
 		return
 	} else if !claimed {
-		writeError(w, wire.ErrNamespaceTaken, "namespace "+body.Namespace+" is taken")
+		writeError(w, wire.ErrNamespaceTaken, "namespace "+ns+" is taken")
 		return
 	}
 	// The KV namespace key goes last: should a write fail, the claim is
 	// released and no half-created account blocks the name.
-	err := parallel(
+	err = parallel(
 		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
 		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
 	)

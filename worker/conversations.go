@@ -32,12 +32,18 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 		writeError(w, wire.ErrNamespaceMismatch, "the credential's account does not own namespace "+p.ns)
 		return
 	}
-	var body createConversationBody
-	if err := s.readObject(r, true, &body); err != nil {
+	f, err := s.readFields(r, true)
+	if err != nil {
 		respond(w, err)
 		return
 	}
-	minted, err := s.mint(r, acc, body)
+	minted, err := s.mint(r, acc, createConversationBody{
+		Alias:          f.optionalText("alias"),
+		StreamName:     f.optionalText("stream_name"),
+		IDKind:         f.present("id_kind"),
+		Metadata:       f["metadata"],
+		StreamMetadata: f["stream_metadata"],
+	})
 	if err != nil {
 		respond(w, err)
 		return

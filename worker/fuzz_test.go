@@ -31,7 +31,7 @@ func init() {
 		wire.ErrInvalidJSON, wire.ErrBodyTooLarge, wire.ErrNotFound, wire.ErrMethodNotAllowed, wire.ErrInvalidNamespace,
 		wire.ErrNamespaceTaken, wire.ErrMissingCredential, wire.ErrInvalidCredential, wire.ErrNamespaceMismatch,
 		wire.ErrInvalidAlias, wire.ErrInvalidStreamName, wire.ErrInvalidMetadata, wire.ErrInvalidStreamMetadata,
-		wire.ErrUnsupportedIDKind, wire.ErrAliasTaken, wire.ErrMissingToken, wire.ErrInvalidToken,
+		wire.ErrMetadataTooLarge, wire.ErrUnsupportedIDKind, wire.ErrAliasTaken, wire.ErrMissingToken, wire.ErrInvalidToken,
 		wire.ErrUpgradeRequired, wire.ErrServerMisconfigured, wire.ErrInternal, wire.ErrNotJoined,
 	} {
 		protocolErrors[e.Code] = e.Status
@@ -195,7 +195,7 @@ func FuzzControlPlaneBodies(f *testing.F) {
 	documented := map[int][]string{
 		0: {"invalid_json", "body_too_large", "invalid_namespace", "namespace_taken"},
 		1: {"missing_credential", "invalid_credential", "namespace_mismatch", "invalid_json", "body_too_large", "invalid_alias",
-			"invalid_stream_name", "invalid_metadata", "invalid_stream_metadata", "alias_taken", "unsupported_id_kind"},
+			"invalid_stream_name", "invalid_metadata", "invalid_stream_metadata", "metadata_too_large", "alias_taken", "unsupported_id_kind"},
 	}
 	f.Fuzz(func(t *testing.T, route int, body []byte) {
 		fx := fuzzFixture(t)

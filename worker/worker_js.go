@@ -48,7 +48,10 @@ func fetch(args []js.Value) (js.Value, error) {
 	}
 	req, err := bridge.Request(context.Background(), args[0])
 	if err != nil {
-		return js.Value{}, err
+		// Only a URL Go cannot parse (a bad escape) fails here, and no route
+		// has such a path. The error quotes the URL, link token and all, so
+		// it is answered, not logged.
+		return notFound(), nil
 	}
 	defer req.Body.Close()
 	if IsConnect(req) {
@@ -65,6 +68,12 @@ func fetch(args []js.Value) (js.Value, error) {
 	w := bridge.NewResponseWriter()
 	svc.ServeHTTP(w, req)
 	return w.JSResponse(), nil
+}
+
+func notFound() js.Value {
+	w := bridge.NewResponseWriter()
+	writeError(w, wire.ErrNotFound, "no route for this path")
+	return w.JSResponse()
 }
 
 func newService(env js.Value) (*Service, error) {
