@@ -83,6 +83,15 @@ export class Namespace extends DurableObject {
   }
 }
 
+// One MCP session's binding to its member (durable/session.go). entry.mjs
+// reads the small JSON body so Go can answer synchronously.
+export class McpSession extends DurableObject {
+  async fetch(request) {
+    const body = await request.text();
+    return call(this.env, "sessionFetch", this, request, body);
+  }
+}
+
 export default {
   fetch(request, env, ctx) {
     return call(env, "fetch", request, env, ctx);

@@ -35,6 +35,8 @@ type Attachment struct {
 	Generation int64 `json:"g,omitempty"`
 	// Acks says the connection acknowledges what it reads (flow control).
 	Acks bool `json:"a,omitempty"`
+	// PeerIdentity is what the peer said it is (wire.ParsePeerIdentity).
+	PeerIdentity json.RawMessage `json:"pi,omitempty"`
 }
 
 // Hears reports whether this connection receives frames of stream from:
@@ -50,7 +52,7 @@ func (a *Attachment) Hears(fromStreamID, fromName string) bool {
 
 // Stream is the stream as peers see it.
 func (a *Attachment) Stream() wire.StreamInfo {
-	return wire.StreamInfo{ID: a.StreamID, Name: a.Name, Owner: a.Owner, Metadata: a.Metadata}
+	return wire.StreamInfo{ID: a.StreamID, Name: a.Name, Owner: a.Owner, Metadata: a.Metadata, PeerIdentity: a.PeerIdentity}
 }
 
 // Encode serializes a for the socket. When the metadata makes it exceed the

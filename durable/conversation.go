@@ -87,7 +87,9 @@ type Conversation struct {
 	link   wire.LinkState
 	peers  []*Peer // join order
 	byConn map[string]*Peer
-	to     []Socket // emit's recipients, reused
+	// memberTombs are the MCP readers that left (members.go).
+	memberTombs tombstones
+	to          []Socket // emit's recipients, reused
 }
 
 // NewConversation returns a conversation whose events go to log; its seq and
@@ -236,6 +238,8 @@ func (c *Conversation) Admit(req wire.Join) (*Peer, *wire.Close) {
 		Receipts:   req.Receipts,
 		Generation: req.LinkGeneration,
 		Acks:       req.Acks,
+
+		PeerIdentity: req.PeerIdentity,
 	}}, nil
 }
 

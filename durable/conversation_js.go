@@ -34,7 +34,7 @@ type object struct {
 	conv        *Conversation
 	members     *sqlMemberStore
 	memberIdle  time.Duration
-	waiters     []chan struct{} // MCP reads waiting for the next event
+	waiters     Waiters // MCP reads waiting for the next event
 	// unsettled says an event is running or ended in a panic: the next
 	// event rebuilds the object instead of using it.
 	unsettled bool

@@ -61,19 +61,18 @@ func (o *object) memberFetch(op string, req js.Value) js.Value {
 		if err := json.Unmarshal([]byte(text.String()), &call); err != nil {
 			return memberError(http.StatusBadRequest, wire.ErrInvalidJSON.Code, "malformed call")
 		}
-		reply := o.member(op, call)
-		if op == "recv" && reply.Error == "" && len(reply.Frames) == 0 && call.WaitMS > 0 {
-			o.waitForEvent(time.Duration(min(call.WaitMS, wire.MaxMemberWait)) * time.Millisecond)
-			next := call
-			next.Cursor = &reply.Cursor
-			reply = o.member(op, next)
+		var reply wire.MemberReply
+		if op == "recv" {
+			reply = o.conv.Recv(o.members, call, func(d time.Duration) bool { return o.waiters.Wait(d, nil) })
+		} else {
+			reply = o.conv.Member(o.members, op, call)
 		}
 		o.scheduleExpiry()
 		status := http.StatusOK
 		if reply.Error != "" {
 			status = http.StatusConflict
 		}
-		body, _ := json.Marshal(reply)
+		body := wire.MarshalVerbatim(reply)
 		return bridge.NewResponse(status, http.Header{"Content-Type": {"application/json"}}, body)
 	})
 }
@@ -83,29 +82,8 @@ func memberError(status int, code, message string) js.Value {
 	return bridge.NewResponse(status, http.Header{"Content-Type": {"application/json"}}, body)
 }
 
-// member runs one operation on the conversation.
-func (o *object) member(op string, call wire.MemberCall) wire.MemberReply {
-	return o.conv.Member(o.members, op, call)
-}
-
-// waitForEvent blocks the calling goroutine until the conversation's next
-// event or until d passes.
-func (o *object) waitForEvent(d time.Duration) {
-	ch := make(chan struct{})
-	o.waiters = append(o.waiters, ch)
-	select {
-	case <-ch:
-	case <-time.After(d):
-	}
-}
-
 // wake releases every waiting recv.
-func (o *object) wake() {
-	for _, ch := range o.waiters {
-		close(ch)
-	}
-	o.waiters = nil
-}
+func (o *object) wake() { o.waiters.Wake() }
 
 // scheduleExpiry removes idle members and sets the object's alarm for the
 // next member to expire.

@@ -60,7 +60,7 @@ func (s *memMembers) List() []MemberRecord {
 // row returns the stored record of the member of stream streamID.
 func (s *memMembers) row(streamID string) (MemberRecord, bool) {
 	for _, r := range s.List() {
-		if r.StreamID == streamID {
+		if r.StreamID == streamID && r.Left == "" {
 			return r, true
 		}
 	}
@@ -227,8 +227,8 @@ func TestMemberIsARealStream(t *testing.T) {
 	if seqOf(t, f) != mseq+1 || str(t, f["stream_id"]) != id || str(t, f["stream_name"]) != "agent" || str(t, f["owner_account_id"]) != "acc_M" {
 		t.Errorf("stream_left %s", sw.frames()[0])
 	}
-	if _, ok := m.store.row(id); ok || len(m.store.rows) != 0 {
-		t.Errorf("member row left behind: %v", m.store.List())
+	if _, ok := m.store.row(id); len(m.store.rows) != 1 || m.store.List()[0].Left != leftExplicitly {
+		t.Errorf("member row left behind (%v), or no tombstone: %v", ok, m.store.List())
 	}
 	if m.conv.Len() != 1 {
 		t.Errorf("Len() = %d after leave", m.conv.Len())

@@ -91,16 +91,28 @@ func tool(t *testing.T, sess *mcp.ClientSession, name string, args map[string]an
 	return out
 }
 
-// framesOf decodes ams_recv's frames.
+// framesOf decodes ams_recv's frames, each {method:
+// "notifications/ams/<type>", params: the wire frame without type}, back into
+// wire frames (a truncated marker is left out).
 func framesOf(t *testing.T, out map[string]any) []map[string]any {
 	t.Helper()
 	list, ok := out["frames"].([]any)
-	if !ok {
+	if !ok || out["ok"] != true {
 		t.Fatalf("recv without frames: %v", out)
 	}
-	frames := make([]map[string]any, len(list))
-	for i, f := range list {
-		frames[i] = f.(map[string]any)
+	frames := []map[string]any{}
+	for _, f := range list {
+		note, _ := f.(map[string]any)
+		method, _ := note["method"].(string)
+		params, _ := note["params"].(map[string]any)
+		typ, ok := strings.CutPrefix(method, "notifications/ams/")
+		if !ok || params == nil || len(note) != 2 {
+			t.Fatalf("recv frame %v is not a notification", f)
+		}
+		if typ != "truncated" {
+			params["type"] = typ
+			frames = append(frames, params)
+		}
 	}
 	return frames
 }
@@ -236,7 +248,7 @@ func TestMCPLegacyInitializeAndErrors(t *testing.T) {
 	anon := mcpSession(t, conv.MagicLink, "", "2025-06-18")
 	tool(t, anon, "ams_create_conversation", map[string]any{}, "missing_credential")
 	// The anonymous member cannot act as the bearer's stream.
-	tool(t, anon, "ams_send", map[string]any{"stream_name": "legacy", "data": "x"}, "not_joined")
+	tool(t, anon, "ams_send", map[string]any{"stream_name": "legacy", "data": "x"}, "stream_name_owner_conflict")
 
 	// An invalid bearer is refused, never downgraded.
 	if _, err := mcpConnect(conv.MagicLink, "ams_sk_invalid", "", nil); err == nil {
@@ -393,7 +405,18 @@ func TestMCPMemberIdleExpiry(t *testing.T) {
 	if left.StreamName != "forgetful" || time.Since(start) > 15*time.Second {
 		t.Fatalf("stream_left %s after %s", left.Raw, time.Since(start))
 	}
-	tool(t, agent, "ams_recv", map[string]any{"handle": handle}, "not_joined")
+	// The member's next call joins it again (self-rehydration), with the
+	// session's name and reader, and peers see it come back.
+	back := tool(t, agent, "ams_send", map[string]any{"handle": handle, "data": "still here"})
+	if back["rejoined"] != true {
+		t.Fatalf("send after expiry: %v", back)
+	}
+	if sj := next(t, ws, wire.TypeStreamJoined); sj.StreamName != "forgetful" {
+		t.Fatalf("rejoin: %s", sj.Raw)
+	}
+	if tok := next(t, ws, wire.TypeToken); *tok.Data != "still here" {
+		t.Fatalf("token after rejoin: %s", tok.Raw)
+	}
 }
 
 // TestMCPNotificationsOnTheStream: a client that accepts an event stream gets

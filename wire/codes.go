@@ -66,4 +66,12 @@ var (
 	ErrInternal              = Error{500, "internal_error"}
 	// ErrNotJoined answers an MCP tool call for a stream the caller has not joined (extension).
 	ErrNotJoined = Error{404, "not_joined"}
+	// ErrSessionNotFound answers an MCP request whose Mcp-Session-Id this
+	// service did not issue or that was ended (the MCP transport's 404).
+	ErrSessionNotFound = Error{404, "session_not_found"}
+	// ErrMissingSessionID answers a DELETE without the Mcp-Session-Id to end.
+	ErrMissingSessionID = Error{400, "missing_session_id"}
+	// ErrInvalidArguments answers an MCP tool call whose arguments do not
+	// match the tool's schema.
+	ErrInvalidArguments = Error{400, "invalid_arguments"}
 )

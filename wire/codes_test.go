@@ -48,6 +48,9 @@ func TestErrorCodes(t *testing.T) {
 		code   string
 	}{
 		{ErrInvalidJSON, 400, "invalid_json"},
+		{ErrSessionNotFound, 404, "session_not_found"},
+		{ErrMissingSessionID, 400, "missing_session_id"},
+		{ErrInvalidArguments, 400, "invalid_arguments"},
 		{ErrBodyTooLarge, 413, "body_too_large"},
 		{ErrNotFound, 404, "not_found"},
 		{ErrMethodNotAllowed, 405, "method_not_allowed"},

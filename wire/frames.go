@@ -119,6 +119,8 @@ type StreamInfo struct {
 	Name     string          `json:"stream_name"`
 	Owner    string          `json:"owner_account_id"`
 	Metadata json.RawMessage `json:"metadata"`
+	// PeerIdentity is what the stream said it is (ParsePeerIdentity), if anything.
+	PeerIdentity json.RawMessage `json:"peer_identity,omitempty"`
 }
 
 // Joined is the first frame a connection receives.
@@ -143,6 +145,7 @@ func (j Joined) Encode() []byte {
 	w.str("stream_id", j.Stream.ID)
 	w.str("stream_name", j.Stream.Name)
 	w.raw("metadata", j.Stream.Metadata)
+	w.peerIdentity(j.Stream)
 	w.boolean("self_subscribe", j.SelfSubscribe)
 	w.key("peers")
 	w.b = append(w.b, '[')
@@ -180,6 +183,7 @@ func EncodeStreamJoined(s StreamInfo, seq int64) []byte {
 	w.integer("seq", seq)
 	w.streamFields(s)
 	w.raw("metadata", s.Metadata)
+	w.peerIdentity(s)
 	return w.close()
 }
 
@@ -224,7 +228,14 @@ func appendStream(b []byte, s StreamInfo) []byte {
 	w.first = true
 	w.streamFields(s)
 	w.raw("metadata", s.Metadata)
+	w.peerIdentity(s)
 	return append(w.b, '}')
+}
+
+func (w *object) peerIdentity(s StreamInfo) {
+	if len(s.PeerIdentity) > 0 {
+		w.raw("peer_identity", s.PeerIdentity)
+	}
 }
 
 // object appends one JSON object's members; every key is a constant of this file.

@@ -59,6 +59,43 @@ type Join struct {
 	// Subprotocol is the WebSocket subprotocol to select in the 101 ("ams.v1"
 	// when the client offered it), empty otherwise.
 	Subprotocol string `json:"subprotocol,omitempty"`
+	// PeerIdentity is what the peer says it is (ParsePeerIdentity).
+	PeerIdentity json.RawMessage `json:"peer_identity,omitempty"`
+}
+
+// HeaderPeerIdentity carries a WebSocket client's peer identity, a JSON
+// object as ams_join's peer_identity (extension; query form peer_identity).
+const HeaderPeerIdentity = "X-AMS-Peer-Identity"
+
+// maxIdentityField bounds each string of a peer identity.
+const maxIdentityField = 128
+
+// ParsePeerIdentity checks a peer identity, {"kind": "agent"|"human",
+// "model"?: string, "client"?: string}, and returns it re-encoded with those
+// fields only, and its client. Absent (empty or null) is valid and nil.
+func ParsePeerIdentity(raw json.RawMessage) (json.RawMessage, string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, "", true
+	}
+	var id struct {
+		Kind   string  `json:"kind"`
+		Model  *string `json:"model,omitempty"`
+		Client *string `json:"client,omitempty"`
+	}
+	if !ShallowJSON(raw, MaxJSONDepth) || !IsJSONObject(raw) || json.Unmarshal(raw, &id) != nil || id.Kind != "agent" && id.Kind != "human" {
+		return nil, "", false
+	}
+	client := ""
+	for _, f := range []*string{id.Model, id.Client} {
+		if f != nil && (len(*f) > maxIdentityField || *f == "") {
+			return nil, "", false
+		}
+	}
+	if id.Client != nil {
+		client = *id.Client
+	}
+	out, _ := json.Marshal(id)
+	return out, client, true
 }
 
 // Browser join (PROTOCOL §5): a browser cannot set headers on a WebSocket,

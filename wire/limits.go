@@ -87,6 +87,22 @@ func LimitsFromEnv(getenv func(string) string) Limits {
 	return limits
 }
 
+// MaxRPCBatch bounds the messages of one JSON-RPC batch: each may be a
+// tool call that waits, so a batch is refused whole above it.
+const MaxRPCBatch = 32
+
+// Gathering of ams_recv (docs/MCP.md): after the first frame, a read keeps
+// collecting until the conversation has been quiet for gather_ms (default
+// DefaultGatherMS, at most MaxGatherMS), or until it holds MaxGatherFrames
+// frames or MaxGatherBytes bytes, or MaxGatherTotalMS have passed.
+const (
+	DefaultGatherMS  = 300
+	MaxGatherMS      = 5000
+	MaxGatherFrames  = 256
+	MaxGatherBytes   = 256 << 10
+	MaxGatherTotalMS = 10000
+)
+
 // MaxJSONDepth bounds the nesting of any JSON read from a client. Parsers
 // recurse, and in WebAssembly a deep recursion overflows the engine's stack:
 // a trap that Go cannot recover from and that ends the program.

@@ -1,32 +1,74 @@
 package wire
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // MemberPath is where the Worker reaches a conversation object for the MCP
 // member operations; the operation name follows it (join, send, recv,
 // metadata, leave).
 const MemberPath = "/member/"
 
+// SessionPath is where the Worker reaches an MCP session object; the
+// operation (get, bind, end) follows.
+const SessionPath = "/session/"
+
 // MemberCall is a member operation the Worker forwards after authenticating
 // the caller as AccountID.
 type MemberCall struct {
-	ConversationID string          `json:"conversation_id"`
-	AccountID      string          `json:"account_id"`
-	StreamID       string          `json:"stream_id"`
-	Join           *Join           `json:"join,omitempty"`
-	Data           *string         `json:"data,omitempty"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	Cursor         *int64          `json:"cursor,omitempty"`
-	WaitMS         int             `json:"wait_ms,omitempty"`
+	ConversationID string `json:"conversation_id"`
+	AccountID      string `json:"account_id"`
+	StreamID       string `json:"stream_id"`
+	Join           *Join  `json:"join,omitempty"`
+	// Reader names the join that owns the member (wire.NewReader): a call
+	// of any other reader is not_joined. Empty is the sessionless reader.
+	Reader string `json:"reader,omitempty"`
+	// Rejoin, on send and recv, joins the member first when it is absent
+	// and was not left by this reader (self-rehydration). With StreamID
+	// empty, the caller's one member is meant, else Rejoin's stream.
+	Rejoin *Join `json:"rejoin,omitempty"`
+	// Data is the token's data as the caller sent it: a raw JSON string
+	// literal, relayed byte for byte.
+	Data     json.RawMessage `json:"data,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	Cursor   *int64          `json:"cursor,omitempty"`
+	WaitMS   int             `json:"wait_ms,omitempty"`
+	// GatherMS is the quiet interval a recv waits for after its first frame
+	// (zero: none); see MaxGatherMS.
+	GatherMS int `json:"gather_ms,omitempty"`
+}
+
+// SessionState is what an MCP session object holds (durable/session.go):
+// the handle of the member the session joined, and whether it ended.
+type SessionState struct {
+	Handle string `json:"handle,omitempty"`
+	Ended  bool   `json:"ended,omitempty"`
+}
+
+// MarshalVerbatim encodes v as JSON without HTML escaping, so raw frames and
+// data inside it keep their bytes.
+func MarshalVerbatim(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
 // MemberReply is the object's answer. Error is a protocol code (an HTTP
 // error code or a close reason) when the operation was refused.
 type MemberReply struct {
-	Error     string            `json:"error,omitempty"`
-	Message   string            `json:"message,omitempty"`
-	Joined    json.RawMessage   `json:"joined,omitempty"`
-	Seq       int64             `json:"seq,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Joined  json.RawMessage `json:"joined,omitempty"`
+	Seq     int64           `json:"seq,omitempty"`
+	TS      string          `json:"ts,omitempty"`
+	// StreamID and StreamName name the member a call acted on.
+	StreamID   string `json:"stream_id,omitempty"`
+	StreamName string `json:"stream_name,omitempty"`
+	// Rejoined says the call joined the member first (self-rehydration).
+	Rejoined  bool              `json:"rejoined,omitempty"`
 	Frames    []json.RawMessage `json:"frames,omitempty"`
 	Cursor    int64             `json:"cursor,omitempty"`
 	Truncated bool              `json:"truncated,omitempty"`

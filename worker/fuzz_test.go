@@ -33,6 +33,7 @@ func init() {
 		wire.ErrInvalidAlias, wire.ErrInvalidStreamName, wire.ErrInvalidMetadata, wire.ErrInvalidStreamMetadata,
 		wire.ErrMetadataTooLarge, wire.ErrUnsupportedIDKind, wire.ErrAliasTaken, wire.ErrMissingToken, wire.ErrInvalidToken,
 		wire.ErrUpgradeRequired, wire.ErrServerMisconfigured, wire.ErrInternal, wire.ErrNotJoined,
+		wire.ErrSessionNotFound, wire.ErrMissingSessionID, wire.ErrInvalidArguments,
 	} {
 		protocolErrors[e.Code] = e.Status
 	}

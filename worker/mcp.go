@@ -2,10 +2,8 @@ package worker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"slices"
 
 	"github.com/tidwall/gjson"
 
@@ -28,6 +26,10 @@ type mcpCall struct {
 	// bound is the conversation of a magic-link route, with its token.
 	bound      *ConversationRecord
 	boundToken string
+	// session is the request's authenticated Mcp-Session-Id, nil without;
+	// sessionEnded is set when a call found the session ended (404).
+	session      *wire.Session
+	sessionEnded bool
 }
 
 // serveMCP is POST /mcp and POST {magic link}. An invalid bearer is refused
@@ -56,13 +58,15 @@ func (s *Service) serveMCP(w http.ResponseWriter, r *http.Request, p params) {
 		}
 		call.bound, call.boundToken = rec, token
 	}
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+		sess, ok := s.Peppers.OpenSessionID(id)
+		if !ok {
+			writeError(w, wire.ErrSessionNotFound, "unknown Mcp-Session-Id: initialize a new session")
+			return
+		}
+		call.session = &sess
+	}
 	call.serveRPC(w)
-}
-
-// endMCPSession answers DELETE: sessions hold no state, so there is nothing
-// to end, and any isolate may say so.
-func (s *Service) endMCPSession(w http.ResponseWriter, _ *http.Request, _ params) {
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // verifyLink resolves a conversation and checks its link token.
@@ -77,12 +81,13 @@ func (s *Service) verifyLink(ctx context.Context, ns, alias, token string) (*Con
 	return nil, fail(wire.ErrInvalidToken, "the link token is not valid for this conversation")
 }
 
-const mcpInstructions = `AMS is a real-time wire between agents: a conversation holds streams, and every token a stream emits reaches every other member. You are a member once you join.
-1. ams_join: join the conversation (pass magic_link unless this endpoint is the magic link itself). Keep the returned handle.
-2. ams_send{handle, data}: emit text to every other member. Send whole thoughts or stream pieces; peers see them in order.
-3. ams_recv{handle, wait_ms}: read what peers sent since your last read (token, stream_joined, stream_left, stream_metadata frames). wait_ms up to 25000 waits for something new. Nothing is lost between two reads; "truncated": true means older frames were dropped before you read them.
-4. ams_set_metadata{handle, metadata}: describe yourself to peers (a JSON object, replaced whole).
-5. ams_leave{handle}: leave when done. A member that makes no call for a while (10 minutes by default) leaves on its own.
+const mcpInstructions = `AMS is a real-time wire between agents: a conversation holds streams, and every token a stream emits reaches every other member (never yourself, unless you join with self_subscribe). Token data is opaque text, relayed byte for byte.
+1. ams_join{magic_link?, stream_name?, peer_identity?}: join (magic_link may be omitted when this endpoint is the magic link). In this MCP session the other tools then act on your member with no further arguments. Without stream_name you get a stream of your own, named after your client (e.g. "claude-code-1a2b"); naming a stream that another session holds takes it over from that session.
+2. ams_send{data}: emit text to every other member. Send whole thoughts or stream pieces; peers see them in order.
+3. ams_recv{wait_ms}: read what peers sent since your last read, as frames {method: "notifications/ams/token" | "..._joined" | "..._left" | "..._metadata" | "...truncated", params}. wait_ms (up to 25000) waits for something new; once a frame is there the read keeps gathering until the conversation is quiet for gather_ms (default 300), so a streamed reply comes in one read; coalesce: true joins consecutive tokens of one stream into one text. Nothing is lost between two reads, whether or not your client also shows pushed notifications; "truncated": true means older frames were dropped before you read them.
+4. ams_set_metadata{metadata}: describe yourself to peers (a JSON object, replaced whole).
+5. ams_leave{}: leave when done; after it, calls are refused until you ams_join again. A member that makes no call for a while (10 minutes by default) leaves on its own, and your next ams_send or ams_recv joins it again.
+Runtimes without a session: pass magic_link (and stream_name) to ams_send and ams_recv; they join on their own. Everyone holding the link without a bearer credential is the same anonymous account: a stream name is the only thing telling two of them apart. The handle ams_join returns is an optional alternative to all of this; it carries no secret.
 ams_create_conversation (bearer credential required) mints a new conversation and returns its magic link, which you can hand to other agents.`
 
 // instructions teaches an agent the tools, and the bound conversation's own
@@ -119,11 +124,18 @@ func object(props map[string]any, required ...string) map[string]any {
 	return schema
 }
 
-// memberSchema is the input of a tool acting as a joined member.
+func describe(description string, schema map[string]any) map[string]any {
+	schema["description"] = description
+	return schema
+}
+
+// memberSchema is the input of a tool acting as a joined member: nothing
+// is needed after ams_join in a session.
 func memberSchema(extra map[string]any, required ...string) map[string]any {
 	props := map[string]any{
-		"handle":      prop("string", "The handle ams_join returned."),
-		"stream_name": prop("string", "Instead of handle, on a magic-link endpoint: the stream name you joined with."),
+		"magic_link":  prop("string", "Optional: the conversation's magic link, for runtimes without a session; ams_send and ams_recv then join on their own."),
+		"stream_name": prop("string", "Optional, with magic_link or on a magic-link endpoint: your stream's name. Omitted: your session's member, or your one stream there."),
+		"handle":      prop("string", "Optional: the handle ams_join returned, instead of the session or magic_link."),
 	}
 	for k, v := range extra {
 		props[k] = v
@@ -137,7 +149,7 @@ func typed[In any](fn func(c *mcpCall, ctx context.Context, in In) (any, error))
 		var in In
 		if len(args) > 0 && string(args) != "null" {
 			if err := json.Unmarshal(args, &in); err != nil {
-				return nil, fail(wire.Error{Status: 400, Code: "invalid_arguments"}, "arguments do not match the tool's schema: "+err.Error())
+				return nil, fail(wire.ErrInvalidArguments, "arguments do not match the tool's schema: "+err.Error())
 			}
 		}
 		return fn(c, ctx, in)
@@ -158,10 +170,15 @@ var mcpTools = []tool{
 	},
 	{
 		Name:        "ams_join",
-		Description: "Join the conversation as a stream. Returns a handle for the other tools, the peers already there, and a cursor.",
+		Description: "Join the conversation as a stream. In this session, ams_send, ams_recv, ams_set_metadata and ams_leave then need no arguments naming you. Returns the peers already there, your stream, and a handle (optional for later calls). Everyone holding the link without a bearer is the same anonymous account: omit stream_name to get a distinct stream; naming one another session holds takes it over.",
 		InputSchema: object(map[string]any{
-			"magic_link":        prop("string", "The conversation's magic link; omit when this endpoint is the magic link."),
-			"stream_name":       prop("string", "Your stream's name, ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$; generated when absent. Joining again with the same name resumes it."),
+			"magic_link":  prop("string", "The conversation's magic link; omit when this endpoint is the magic link."),
+			"stream_name": prop("string", "Your stream's name, ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$. Omitted: <your client>-<4 hex>, the same for this session on every call. Joining again with the same name resumes it."),
+			"peer_identity": describe("Optional: what you are, shown to peers with your stream.", object(map[string]any{
+				"kind":   map[string]any{"type": "string", "enum": []string{"agent", "human"}},
+				"model":  prop("string", "The model, when kind is agent."),
+				"client": prop("string", "Your client or runtime (Claude Code, Cursor, ...); names your stream when stream_name is absent."),
+			}, "kind")),
 			"stream_metadata":   prop("object", "Optional metadata describing you to peers."),
 			"self_subscribe":    prop("boolean", "Also read your own frames (default false)."),
 			"subscribe_streams": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "Only read frames of these stream names."},
@@ -170,16 +187,18 @@ var mcpTools = []tool{
 	},
 	{
 		Name:        "ams_send",
-		Description: "Emit data as a token on your stream: every other member receives it.",
+		Description: "Emit data as a token on your stream: every other member receives it, byte for byte. After ams_join only data is needed; with magic_link it joins on its own.",
 		InputSchema: memberSchema(map[string]any{"data": prop("string", "The text to send (up to 64 KiB).")}, "data"),
 		run:         typed((*mcpCall).send),
 	},
 	{
 		Name:        "ams_recv",
-		Description: "Read the frames peers emitted since your last read (or since cursor), waiting up to wait_ms for one to arrive.",
+		Description: "Read the frames peers emitted since your last read, as {method: notifications/ams/..., params}, waiting up to wait_ms for one; once one is there it gathers until the conversation is quiet for gather_ms. Frames also pushed to your client are still returned here.",
 		InputSchema: memberSchema(map[string]any{
-			"wait_ms": map[string]any{"type": "integer", "minimum": 0, "maximum": wire.MaxMemberWait, "description": "How long to wait for a new frame when none is pending, 0 to 25000 (default 0)."},
-			"cursor":  map[string]any{"type": "integer", "minimum": 0, "description": "Read after this seq instead of after your last read."},
+			"wait_ms":   map[string]any{"type": "integer", "minimum": 0, "maximum": wire.MaxMemberWait, "description": "How long to wait for a new frame when none is pending, 0 to 25000 (default 0)."},
+			"gather_ms": map[string]any{"type": "integer", "minimum": 0, "maximum": wire.MaxGatherMS, "description": "After the first frame, keep reading until the conversation is quiet this long (default 300, 0 returns at once)."},
+			"coalesce":  prop("boolean", "Join consecutive tokens of one stream into one text, with seq_from and seq_to (default false)."),
+			"cursor":    map[string]any{"type": "integer", "minimum": 0, "description": "Read after this seq instead of after your last read."},
 		}),
 		run: typed((*mcpCall).recv),
 	},
@@ -191,7 +210,7 @@ var mcpTools = []tool{
 	},
 	{
 		Name:        "ams_leave",
-		Description: "Leave the conversation; peers receive stream_left.",
+		Description: "Leave the conversation; peers receive stream_left. Later calls are refused (not_joined) until you ams_join again.",
 		InputSchema: memberSchema(nil),
 		run:         typed((*mcpCall).leave),
 	},
@@ -211,244 +230,4 @@ func (c *mcpCall) createConversation(_ context.Context, in createInput) (any, er
 	return c.s.mint(c.r, c.account, createConversationBody{
 		Alias: in.Alias, StreamName: in.StreamName, Metadata: in.Metadata, StreamMetadata: in.StreamMetadata,
 	})
-}
-
-// memberHandle addresses a joined member across calls and isolates. It
-// carries the magic link, so it is as secret as the link itself.
-type memberHandle struct {
-	ConversationID string `json:"c"`
-	StreamName     string `json:"s"`
-	MagicLink      string `json:"l"`
-}
-
-func (h memberHandle) encode() string {
-	raw, _ := json.Marshal(h)
-	return base64.RawURLEncoding.EncodeToString(raw)
-}
-
-func decodeHandle(s string) (memberHandle, bool) {
-	var h memberHandle
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	return h, err == nil && json.Unmarshal(raw, &h) == nil && h.ConversationID != "" && h.StreamName != ""
-}
-
-// conversation resolves the conversation a call names: its magic_link
-// argument, else the endpoint's.
-func (c *mcpCall) conversation(ctx context.Context, magicLink string) (*ConversationRecord, string, string, error) {
-	if magicLink == "" {
-		if c.bound == nil {
-			return nil, "", "", fail(wire.Error{Status: 400, Code: wire.CloseInvalidMagicLink.Reason}, "pass magic_link, or call the magic link itself as the MCP endpoint")
-		}
-		return c.bound, c.boundToken, MagicLink(c.r, c.bound.Namespace, c.bound.Alias, c.boundToken), nil
-	}
-	link, err := wire.ParseMagicLink(magicLink)
-	if err != nil || link.Token == "" {
-		return nil, "", "", fail(wire.Error{Status: 400, Code: wire.CloseInvalidMagicLink.Reason}, "magic_link is not a magic link")
-	}
-	rec, err := c.s.verifyLink(ctx, link.Namespace, link.Alias, link.Token)
-	if err != nil {
-		return nil, "", "", err
-	}
-	return rec, link.Token, magicLink, nil
-}
-
-// accountFor is the caller's account id: the bearer's, or the anonymous
-// account of the link token.
-func (c *mcpCall) accountFor(token string) string {
-	if c.account != nil {
-		return c.account.AccountID
-	}
-	return c.s.Peppers.AnonAccountID(token)
-}
-
-type joinInput struct {
-	MagicLink        string          `json:"magic_link"`
-	StreamName       string          `json:"stream_name"`
-	StreamMetadata   json.RawMessage `json:"stream_metadata"`
-	SelfSubscribe    bool            `json:"self_subscribe"`
-	SubscribeStreams []string        `json:"subscribe_streams"`
-}
-
-func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
-	rec, token, link, err := c.conversation(ctx, in.MagicLink)
-	if err != nil {
-		return nil, err
-	}
-	name := in.StreamName
-	if name == "" {
-		name = wire.NewDefaultStreamName()
-	} else if !wire.ValidStreamName(name) {
-		return nil, fail(wire.ErrInvalidStreamName, "stream_name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-	}
-	metadata, err := metadataField(in.StreamMetadata, c.s.Limits.MetadataBytes, wire.ErrInvalidStreamMetadata, "stream_metadata")
-	if err != nil {
-		return nil, err
-	}
-	subscribe, ok := subscribeList(in.SubscribeStreams, c.s.Limits.SubscribeStreams)
-	if !ok {
-		return nil, fail(wire.Error{Status: 400, Code: wire.CloseInvalidSubscribeStreams.Reason}, "subscribe_streams must be valid stream names")
-	}
-	accountID := c.accountFor(token)
-	streamID := c.s.Peppers.StreamID(rec.ConversationID, accountID, name)
-	reply, err := c.member(ctx, "join", wire.MemberCall{
-		ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID,
-		Join: &wire.Join{
-			ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID, StreamName: name,
-			Metadata: metadata, SelfSubscribe: in.SelfSubscribe, SubscribeStreams: subscribe,
-			LinkGeneration: rec.LinkGeneration,
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	var joined struct {
-		Peers []wire.StreamInfo `json:"peers"`
-	}
-	_ = json.Unmarshal(reply.Joined, &joined)
-	return map[string]any{
-		"handle":           memberHandle{ConversationID: rec.ConversationID, StreamName: name, MagicLink: link}.encode(),
-		"conversation_id":  rec.ConversationID,
-		"alias":            rec.Alias,
-		"stream_id":        streamID,
-		"stream_name":      name,
-		"owner_account_id": accountID,
-		"metadata":         rec.Metadata,
-		"peers":            joined.Peers,
-		"cursor":           reply.Cursor,
-		"joined":           reply.Joined,
-	}, nil
-}
-
-// memberInput names the member a call is about.
-type memberInput struct {
-	Handle     string `json:"handle"`
-	StreamName string `json:"stream_name"`
-}
-
-// target resolves a member call to its conversation, account and stream.
-func (c *mcpCall) target(in memberInput) (wire.MemberCall, error) {
-	var convID, name, token string
-	if h, ok := decodeHandle(in.Handle); ok {
-		convID, name = h.ConversationID, h.StreamName
-		if link, err := wire.ParseMagicLink(h.MagicLink); err == nil {
-			token = link.Token
-		}
-	} else if in.Handle == "" && in.StreamName != "" && c.bound != nil {
-		convID, name, token = c.bound.ConversationID, in.StreamName, c.boundToken
-	} else {
-		return wire.MemberCall{}, fail(wire.ErrNotJoined, "pass the handle ams_join returned")
-	}
-	if c.account == nil && token == "" {
-		return wire.MemberCall{}, fail(wire.ErrMissingCredential, "no bearer and no link token to act as")
-	}
-	accountID := c.accountFor(token)
-	return wire.MemberCall{ConversationID: convID, AccountID: accountID, StreamID: c.s.Peppers.StreamID(convID, accountID, name)}, nil
-}
-
-// member runs an operation on the conversation object and turns a refusal
-// into a tool error with its protocol code.
-func (c *mcpCall) member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
-	reply, err := c.s.Objects.Member(ctx, op, call)
-	if err != nil {
-		return reply, err
-	}
-	if reply.Error != "" {
-		return reply, fail(wire.Error{Status: 409, Code: reply.Error}, reply.Message)
-	}
-	return reply, nil
-}
-
-type sendInput struct {
-	memberInput
-	Data string `json:"data"`
-}
-
-func (c *mcpCall) send(ctx context.Context, in sendInput) (any, error) {
-	call, err := c.target(in.memberInput)
-	if err != nil {
-		return nil, err
-	}
-	call.Data = &in.Data
-	reply, err := c.member(ctx, "send", call)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]int64{"seq": reply.Seq}, nil
-}
-
-type recvInput struct {
-	memberInput
-	WaitMS int    `json:"wait_ms"`
-	Cursor *int64 `json:"cursor"`
-}
-
-func (c *mcpCall) recv(ctx context.Context, in recvInput) (any, error) {
-	call, err := c.target(in.memberInput)
-	if err != nil {
-		return nil, err
-	}
-	call.WaitMS, call.Cursor = min(max(in.WaitMS, 0), wire.MaxMemberWait), in.Cursor
-	reply, err := c.member(ctx, "recv", call)
-	if err != nil {
-		return nil, err
-	}
-	frames := reply.Frames
-	if frames == nil {
-		frames = []json.RawMessage{}
-	}
-	return map[string]any{"frames": frames, "cursor": reply.Cursor, "truncated": reply.Truncated}, nil
-}
-
-type metadataInput struct {
-	memberInput
-	Metadata json.RawMessage `json:"metadata"`
-}
-
-func (c *mcpCall) setMetadata(ctx context.Context, in metadataInput) (any, error) {
-	call, err := c.target(in.memberInput)
-	if err != nil {
-		return nil, err
-	}
-	if !wire.IsJSONObject(in.Metadata) {
-		return nil, fail(wire.ErrInvalidMetadata, "metadata must be a JSON object")
-	}
-	metadata, err := metadataField(in.Metadata, c.s.Limits.MetadataBytes, wire.ErrInvalidMetadata, "metadata")
-	if err != nil {
-		return nil, err
-	}
-	call.Metadata = metadata
-	reply, err := c.member(ctx, "metadata", call)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]int64{"seq": reply.Seq}, nil
-}
-
-func (c *mcpCall) leave(ctx context.Context, in memberInput) (any, error) {
-	call, err := c.target(in)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.member(ctx, "leave", call); err != nil {
-		return nil, err
-	}
-	return map[string]bool{"left": true}, nil
-}
-
-// subscribeList checks ams_join's subscribe_streams element by element: each
-// a valid stream name, duplicates dropped, at most max.
-func subscribeList(names []string, max int) ([]string, bool) {
-	if names == nil {
-		return nil, true
-	}
-	var out []string
-	for _, name := range names {
-		if !wire.ValidStreamName(name) {
-			return nil, false
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
-	}
-	return out, len(out) <= max
 }

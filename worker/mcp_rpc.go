@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -83,11 +84,20 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 			writeRPC(w, http.StatusOK, rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest, Message: "empty batch"}})
 			return
 		}
+		if len(batch) > wire.MaxRPCBatch {
+			writeRPC(w, http.StatusOK, rpcReply{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcInvalidRequest,
+				Message: "a batch holds at most " + strconv.Itoa(wire.MaxRPCBatch) + " messages"}})
+			return
+		}
 		var replies []rpcReply
 		for _, raw := range batch {
 			if reply, ok := c.handle(ctx, w, raw); ok {
 				replies = append(replies, reply)
 			}
+		}
+		if c.sessionEnded {
+			writeError(w, wire.ErrSessionNotFound, "this MCP session was ended: initialize a new one")
+			return
 		}
 		if len(replies) == 0 {
 			w.WriteHeader(http.StatusAccepted)
@@ -97,6 +107,10 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 		return
 	}
 	reply, ok := c.handle(ctx, w, body)
+	if c.sessionEnded {
+		writeError(w, wire.ErrSessionNotFound, "this MCP session was ended: initialize a new one")
+		return
+	}
 	if !ok {
 		w.WriteHeader(http.StatusAccepted)
 		return
@@ -108,10 +122,12 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 	writeRPC(w, http.StatusOK, reply)
 }
 
-// notifications turns the frames an ams_recv returns into the PROTOCOL §6
-// notifications (notifications/ams/{type}, params = the frame without type,
-// and notifications/ams/truncated), for a client that accepts an event
-// stream. They precede the call's result on the same stream; nil otherwise.
+// notifications are the frames an ams_recv returns, already in the shape of
+// the PROTOCOL §6 notifications, as JSON-RPC notifications for a client
+// that accepts an event stream. They precede the call's result on the same
+// stream (and stay in the result: hosts drop notifications they do not
+// know, so nothing is marked read that only a notification carried); nil
+// otherwise.
 func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
 	if !strings.Contains(c.r.Header.Get("Accept"), "text/event-stream") || reply.Error != nil ||
 		gjson.GetBytes(request, "method").Str != "tools/call" || gjson.GetBytes(request, "params.name").Str != "ams_recv" {
@@ -123,18 +139,8 @@ func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
 		return nil
 	}
 	notes := []any{}
-	if gjson.GetBytes(structured, "truncated").Bool() {
-		notes = append(notes, rpcNotification("notifications/ams/truncated", map[string]any{"cursor": gjson.GetBytes(structured, "cursor").Int()}))
-	}
 	for _, frame := range gjson.GetBytes(structured, "frames").Array() {
-		params := map[string]json.RawMessage{}
-		frame.ForEach(func(k, v gjson.Result) bool {
-			if k.Str != "type" {
-				params[k.Str] = json.RawMessage(v.Raw)
-			}
-			return true
-		})
-		notes = append(notes, rpcNotification("notifications/ams/"+frame.Get("type").Str, params))
+		notes = append(notes, rpcNotification(frame.Get("method").Str, json.RawMessage(frame.Get("params").Raw)))
 	}
 	return notes
 }
@@ -229,8 +235,16 @@ func (c *mcpCall) dispatch(ctx context.Context, w http.ResponseWriter, msg rpcMe
 		if slices.Contains(mcpVersions, p.ProtocolVersion) && p.ProtocolVersion < mcpStatelessRevision {
 			version = p.ProtocolVersion
 		}
-		// The id names no state: every isolate accepts any id.
-		w.Header().Set("Mcp-Session-Id", wire.NewPermissiveToken())
+		// The id is authenticated, so a made-up one is refused before it can
+		// reach a session object; it carries the client's name for default
+		// stream names.
+		var hello struct {
+			ClientInfo struct {
+				Name string `json:"name"`
+			} `json:"clientInfo"`
+		}
+		_ = json.Unmarshal(msg.Params, &hello)
+		w.Header().Set("Mcp-Session-Id", c.s.Peppers.NewSessionID(hello.ClientInfo.Name))
 		return map[string]any{
 			"protocolVersion": version,
 			"capabilities":    c.capabilities(),

@@ -198,12 +198,29 @@ func jint(t *testing.T, raw json.RawMessage) int64 {
 	return n
 }
 
-// recvFrames decodes the frames of an ams_recv result.
+// recvFrames decodes the frames of an ams_recv result, each
+// {method: "notifications/ams/<type>", params: the wire frame without type},
+// back into the wire frame.
 func recvFrames(t *testing.T, out map[string]json.RawMessage) []map[string]any {
 	t.Helper()
-	var frames []map[string]any
-	if err := json.Unmarshal(out["frames"], &frames); err != nil || frames == nil {
+	var notes []struct {
+		Method string         `json:"method"`
+		Params map[string]any `json:"params"`
+	}
+	if err := json.Unmarshal(out["frames"], &notes); err != nil || notes == nil {
 		t.Fatalf("frames %s: %v", out["frames"], err)
+	}
+	frames := []map[string]any{}
+	for _, n := range notes {
+		typ, ok := strings.CutPrefix(n.Method, "notifications/ams/")
+		if !ok || n.Params == nil || n.Params["type"] != nil {
+			t.Fatalf("frame %+v is not a notification", n)
+		}
+		if typ == "truncated" {
+			continue
+		}
+		n.Params["type"] = typ
+		frames = append(frames, n.Params)
 	}
 	return frames
 }
@@ -278,9 +295,14 @@ func TestMCPNotificationsAccepted(t *testing.T) {
 		`[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}]`,
 	} {
 		for _, target := range []string{mcpURL, f.linkURL()} {
-			w := postMCP(t, f.s, target, "", body, map[string]string{"Mcp-Session-Id": "anything"})
+			w := postMCP(t, f.s, target, "", body, map[string]string{"Mcp-Session-Id": f.s.Peppers.NewSessionID("test")})
 			if w.Code != http.StatusAccepted || w.Body.Len() != 0 {
 				t.Errorf("%s → %d %q, want 202 with no body", body, w.Code, w.Body.String())
+			}
+			// A session id this service did not issue is the transport's 404.
+			w = postMCP(t, f.s, target, "", body, map[string]string{"Mcp-Session-Id": "anything"})
+			if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "session_not_found") {
+				t.Errorf("%s with a made-up session → %d %q, want 404", body, w.Code, w.Body.String())
 			}
 		}
 	}
@@ -638,11 +660,16 @@ func TestMCPMagicLinkRoute(t *testing.T) {
 		}
 	}
 	for _, target := range []string{mcpURL, f.linkURL()} {
-		r = httptest.NewRequest(http.MethodDelete, target, nil)
-		rec = httptest.NewRecorder()
-		f.s.ServeHTTP(rec, r)
-		if rec.Code != http.StatusNoContent {
-			t.Errorf("DELETE %s: %d", target, rec.Code)
+		for id, want := range map[string]int{"": http.StatusBadRequest, "made-up": http.StatusNotFound, f.s.Peppers.NewSessionID(""): http.StatusNoContent} {
+			r = httptest.NewRequest(http.MethodDelete, target, nil)
+			if id != "" {
+				r.Header.Set("Mcp-Session-Id", id)
+			}
+			rec = httptest.NewRecorder()
+			f.s.ServeHTTP(rec, r)
+			if rec.Code != want {
+				t.Errorf("DELETE %s with session %q: %d, want %d", target, id, rec.Code, want)
+			}
 		}
 	}
 }
@@ -677,7 +704,7 @@ func TestMCPAnonymousIdentity(t *testing.T) {
 	}
 	// The same token is the same identity, in any call: joining again resumes.
 	out = toolOK(t, f.s, f.linkURL(), "", "ams_join", map[string]any{"stream_name": "anon-agent"})
-	if jstr(t, out["owner_account_id"]) != want || !strings.Contains(string(out["joined"]), `"resumed":true`) {
+	if jstr(t, out["owner_account_id"]) != want || string(out["resumed"]) != "true" {
 		t.Errorf("second join: %v", out)
 	}
 	// With a bearer the caller is the bearer's account, on the same link.
@@ -845,19 +872,16 @@ func TestMCPMemberWithWebSocketPeers(t *testing.T) {
 	// The handle works on /mcp too: it carries the conversation.
 	toolOK(t, f.s, mcpURL, "", "ams_send", map[string]any{"handle": handle, "data": "via /mcp"})
 
-	// Not joined: garbage handle, another name, a WebSocket stream, nothing.
-	for _, args := range []map[string]any{
-		{"handle": "garbage", "data": "x"},
-		{"stream_name": "never-joined", "data": "x"},
-		{"stream_name": "web", "data": "x"},
-		{"data": "x"},
-	} {
-		if code := toolErr(t, f.s, link, "", "ams_send", args); code != "not_joined" {
-			t.Errorf("send %v: %s, want not_joined", args, code)
-		}
+	// Not joined: a garbage handle. A name never joined joins on its own
+	// (self-rehydration, TestMCPSelfRehydration), unless another account
+	// holds it: a WebSocket stream, or the anonymous agent for the bearer.
+	if code := toolErr(t, f.s, link, "", "ams_send", map[string]any{"handle": "garbage", "data": "x"}); code != "not_joined" {
+		t.Errorf("send with a garbage handle: %s, want not_joined", code)
 	}
-	// The bearer's account has not joined as agent: same name, other identity.
-	if code := toolErr(t, f.s, link, f.credential, "ams_send", map[string]any{"stream_name": "agent", "data": "x"}); code != "not_joined" {
+	if code := toolErr(t, f.s, link, "", "ams_send", map[string]any{"stream_name": "web", "data": "x"}); code != "stream_name_owner_conflict" {
+		t.Errorf("send as a WebSocket's stream: %s", code)
+	}
+	if code := toolErr(t, f.s, link, f.credential, "ams_send", map[string]any{"stream_name": "agent", "data": "x"}); code != "stream_name_owner_conflict" {
 		t.Errorf("other identity: %s", code)
 	}
 
@@ -914,8 +938,8 @@ func TestMCPSubscribeStreams(t *testing.T) {
 	web := f.ws(t, "web")
 	other := f.ws(t, "other")
 	out := toolOK(t, f.s, link, "", "ams_join", map[string]any{"stream_name": "agent", "subscribe_streams": []string{"web"}})
-	if !strings.Contains(string(out["joined"]), `"subscribed_streams":["web"]`) {
-		t.Errorf("joined %s", out["joined"])
+	if string(out["subscribed_streams"]) != `["web"]` {
+		t.Errorf("joined %v", out)
 	}
 	h := jstr(t, out["handle"])
 	web.token("w")
@@ -967,10 +991,16 @@ func TestMCPJoinRefusals(t *testing.T) {
 	if resp.Error != nil || string(resp.Result["isError"]) != "true" {
 		t.Errorf("array arguments: %+v", resp)
 	}
-	// A default stream name is generated.
+	// A default stream name is <client slug>-<4 hex>, derived from the
+	// identity without a session: the same caller gets the same name.
 	out := toolOK(t, f.s, link, "", "ams_join", nil)
-	if name := jstr(t, out["stream_name"]); !strings.HasPrefix(name, "stream-") || !wire.ValidStreamName(name) {
+	name := jstr(t, out["stream_name"])
+	if !regexp.MustCompile(`^peer-[0-9a-f]{4}$`).MatchString(name) || !wire.ValidStreamName(name) {
 		t.Errorf("default stream name %q", name)
+	}
+	out = toolOK(t, f.s, link, "", "ams_join", map[string]any{"peer_identity": map[string]any{"kind": "agent", "client": "Claude Code"}})
+	if got := jstr(t, out["stream_name"]); !regexp.MustCompile(`^claude-code-[0-9a-f]{4}$`).MatchString(got) || got[len(got)-4:] != name[len(name)-4:] {
+		t.Errorf("default stream name with a client %q (without: %q)", got, name)
 	}
 }
 
@@ -1088,7 +1118,7 @@ func TestMCPTwoAgents(t *testing.T) {
 		t.Errorf("web heard %v", webHeard)
 	}
 	// A bearer handle is of no use anonymously: the identity differs.
-	if code := toolErr(t, f.s, link, "", "ams_send", map[string]any{"handle": bob, "data": "x"}); code != "not_joined" {
+	if code := toolErr(t, f.s, link, "", "ams_send", map[string]any{"handle": bob, "data": "x"}); code != "missing_credential" {
 		t.Errorf("bob's handle without bob's bearer: %s", code)
 	}
 }
@@ -1158,19 +1188,19 @@ func checkNotifications(t *testing.T, w *httptest.ResponseRecorder) {
 		if err := json.Unmarshal([]byte(note), &n); err != nil {
 			t.Fatalf("notification %q: %v", note, err)
 		}
-		var typ string
-		_ = json.Unmarshal(frames[i]["type"], &typ)
-		if n.Method != "notifications/ams/"+typ || len(n.Params) != len(frames[i])-1 {
+		var method string
+		_ = json.Unmarshal(frames[i]["method"], &method)
+		if n.Method != method || !jsonEqualRaw(frames[i]["params"], mustJSON(n.Params)) {
 			t.Fatalf("notification %d %s does not carry frame %v", i, n.Method, frames[i])
-		}
-		for k, v := range n.Params {
-			if !jsonEqualRaw(v, frames[i][k]) {
-				t.Fatalf("notification %d param %s = %s, frame has %s", i, k, v, frames[i][k])
-			}
 		}
 	}
 	w.Body.Reset()
 	w.Body.WriteString(last)
+}
+
+func mustJSON(v any) json.RawMessage {
+	raw, _ := json.Marshal(v)
+	return raw
 }
 
 func jsonEqualRaw(a, b json.RawMessage) bool {

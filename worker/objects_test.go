@@ -132,8 +132,14 @@ type fakeConversation struct {
 	conv    *durable.Conversation
 	log     *memEventLog
 	members *memMemberStore
-	waiters []chan struct{}
+	waiters durable.Waiters
 }
+
+// memSession is an in-memory durable.SessionStore.
+type memSession struct{ state wire.SessionState }
+
+func (m *memSession) Load() wire.SessionState   { return m.state }
+func (m *memSession) Save(st wire.SessionState) { m.state = st }
 
 // memberCall is one member operation as the fake received it.
 type memberCall struct {
@@ -150,12 +156,13 @@ type fakeObjects struct {
 	mu        sync.Mutex
 	next      int
 	convs     map[string]*fakeConversation
+	sessions  map[string]*memSession
 	calls     []memberCall
 	rotations []int64
 }
 
 func newFakeObjects(t *testing.T, limits wire.Limits) *fakeObjects {
-	return &fakeObjects{t: t, limits: limits, maxWait: 2 * time.Second, convs: map[string]*fakeConversation{}}
+	return &fakeObjects{t: t, limits: limits, maxWait: 2 * time.Second, convs: map[string]*fakeConversation{}, sessions: map[string]*memSession{}}
 }
 
 // get returns the conversation object of id; the caller holds o.mu.
@@ -168,12 +175,7 @@ func (o *fakeObjects) get(id string) *fakeConversation {
 		o.next++
 		return fmt.Sprintf("conn%06d", o.next)
 	}, c.log)
-	c.conv.OnEmit = func() {
-		for _, ch := range c.waiters {
-			close(ch)
-		}
-		c.waiters = nil
-	}
+	c.conv.OnEmit = c.waiters.Wake
 	o.convs[id] = c
 	return c
 }
@@ -199,10 +201,7 @@ func (o *fakeObjects) Link(_ context.Context, conversationID string) (wire.LinkS
 }
 
 func (o *fakeObjects) Member(_ context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
-	raw, err := json.Marshal(call)
-	if err != nil {
-		return wire.MemberReply{}, err
-	}
+	raw := wire.MarshalVerbatim(call)
 	var sent wire.MemberCall
 	if err := json.Unmarshal(raw, &sent); err != nil {
 		o.t.Errorf("member call does not survive JSON: %v", err)
@@ -210,27 +209,36 @@ func (o *fakeObjects) Member(_ context.Context, op string, call wire.MemberCall)
 	o.mu.Lock()
 	o.calls = append(o.calls, memberCall{op, sent})
 	c := o.get(sent.ConversationID)
-	reply := o.member(c, op, sent)
-	if op == "recv" && reply.Error == "" && len(reply.Frames) == 0 && sent.WaitMS > 0 {
-		ch := make(chan struct{})
-		c.waiters = append(c.waiters, ch)
-		o.mu.Unlock()
-		select {
-		case <-ch:
-		case <-time.After(min(time.Duration(min(sent.WaitMS, wire.MaxMemberWait))*time.Millisecond, o.maxWait)):
-		}
-		o.mu.Lock()
-		next := sent
-		next.Cursor = &reply.Cursor
-		reply = o.member(c, op, next)
+	var reply wire.MemberReply
+	if op == "recv" {
+		wait := sent
+		wait.WaitMS = min(wait.WaitMS, int(o.maxWait/time.Millisecond))
+		reply = c.conv.Recv(c.members, wait, func(d time.Duration) bool { return c.waiters.Wait(d, &o.mu) })
+	} else {
+		reply = o.member(c, op, sent)
 	}
 	o.mu.Unlock()
-	raw, _ = json.Marshal(reply)
+	raw = wire.MarshalVerbatim(reply)
 	var back wire.MemberReply
 	if err := json.Unmarshal(raw, &back); err != nil {
 		o.t.Errorf("member reply does not survive JSON: %v", err)
 	}
 	return back, nil
+}
+
+func (o *fakeObjects) Session(_ context.Context, nonce, op string, in wire.SessionState) (wire.SessionState, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st := o.sessions[nonce]
+	if st == nil {
+		st = &memSession{}
+		o.sessions[nonce] = st
+	}
+	out, ok := durable.SessionOp(st, op, in)
+	if !ok {
+		return out, fmt.Errorf("no session operation %s", op)
+	}
+	return out, nil
 }
 
 // member runs the operation through the conversation, as members_js.go does.

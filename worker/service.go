@@ -28,6 +28,9 @@ type Objects interface {
 	Rotate(ctx context.Context, conversationID, tokenHash string) (wire.LinkState, error)
 	// Link reads the conversation's current link.
 	Link(ctx context.Context, conversationID string) (wire.LinkState, error)
+	// Session runs op (get, bind, end) on the object of the MCP session
+	// named by nonce (wire.SessionPath).
+	Session(ctx context.Context, nonce, op string, in wire.SessionState) (wire.SessionState, error)
 }
 
 // Service serves the control plane.

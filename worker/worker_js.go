@@ -20,6 +20,7 @@ const (
 	KVBinding           = "AMS_KV"
 	ConversationBinding = "CONVERSATIONS"
 	NamespaceBinding    = "NAMESPACES"
+	SessionBinding      = "MCP_SESSIONS"
 )
 
 // internalOrigin is the origin of requests from the Worker to a conversation
@@ -135,12 +136,21 @@ func (conversationObjects) Link(ctx context.Context, conversationID string) (wir
 
 func (conversationObjects) Member(ctx context.Context, op string, call wire.MemberCall) (wire.MemberReply, error) {
 	var reply wire.MemberReply
-	body, err := json.Marshal(call)
-	if err != nil {
-		return reply, err
-	}
-	err = callObject(ctx, call.ConversationID, http.MethodPost, wire.MemberPath+op, body, &reply, nil)
+	// Verbatim: a token's data crosses byte for byte, without HTML escaping.
+	body := wire.MarshalVerbatim(call)
+	err := callObject(ctx, call.ConversationID, http.MethodPost, wire.MemberPath+op, body, &reply, nil)
 	return reply, err
+}
+
+func (conversationObjects) Session(ctx context.Context, nonce, op string, in wire.SessionState) (wire.SessionState, error) {
+	var out wire.SessionState
+	body, _ := json.Marshal(in)
+	res, err := fetchObject(ctx, SessionBinding, "session:"+nonce, http.MethodPost, wire.SessionPath+op, body, nil)
+	if err != nil {
+		return out, err
+	}
+	defer res.Body.Close()
+	return out, json.NewDecoder(res.Body).Decode(&out)
 }
 
 func callObject(ctx context.Context, conversationID, method, path string, body []byte, into any, header http.Header) error {

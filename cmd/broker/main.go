@@ -16,6 +16,7 @@ func main() {
 	worker.Register()
 	durable.Register()
 	namespace.Register()
+	durable.RegisterSession()
 	bridge.Ready()
 	select {} // serve callbacks for the life of the isolate
 }

@@ -123,11 +123,11 @@ async function receiveLoop() {
     try {
       const got = await tool(state.link, "ams_recv", { handle: state.handle, wait_ms: 20000 });
       if (got.truncated) addChat("", "some frames were lost before they could be read", "event");
-      for (const frame of got.frames) {
-        if (frame.type === "token") addChat(frame.stream_name, frame.data);
-        else if (frame.type === "stream_joined") addChat("", `${frame.stream_name} joined`, "event");
-        else if (frame.type === "stream_left") addChat("", `${frame.stream_name} left`, "event");
-        else if (frame.type === "stream_metadata") addChat("", `${frame.stream_name} changed its metadata`, "event");
+      for (const { method, params: frame } of got.frames) {
+        if (method === "notifications/ams/token") addChat(frame.stream_name, frame.data);
+        else if (method === "notifications/ams/stream_joined") addChat("", `${frame.stream_name} joined`, "event");
+        else if (method === "notifications/ams/stream_left") addChat("", `${frame.stream_name} left`, "event");
+        else if (method === "notifications/ams/stream_metadata") addChat("", `${frame.stream_name} changed its metadata`, "event");
       }
     } catch (err) {
       say("receive failed: " + err.message + " — retrying");

@@ -1,0 +1,62 @@
+package durable
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall/js"
+
+	"github.com/ams-dev/ams/bridge"
+	"github.com/ams-dev/ams/wire"
+)
+
+// sqlSessionStore keeps a session's state in its object's SQLite storage.
+type sqlSessionStore struct{ sql sqlStorage }
+
+func (s sqlSessionStore) Load() SessionState {
+	var st SessionState
+	rows := s.sql.Exec("SELECT state FROM session WHERE id = 1").Call("toArray")
+	if rows.Length() > 0 {
+		_ = json.Unmarshal([]byte(rows.Index(0).Get("state").String()), &st)
+	}
+	return st
+}
+
+func (s sqlSessionStore) Save(st SessionState) {
+	raw, _ := json.Marshal(st)
+	s.sql.Exec("INSERT OR REPLACE INTO session (id, state) VALUES (1, ?)", string(raw))
+}
+
+// RegisterSession exports the McpSession object's fetch to build/entry.mjs.
+func RegisterSession() {
+	bridge.Export("sessionFetch", sessionFetch, func([]js.Value) any {
+		return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
+			[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
+	})
+}
+
+// sessionFetch takes (self, request): one operation, its state in and out
+// as JSON. The request body was read by entry.mjs.
+func sessionFetch(args []js.Value) any {
+	self, req, body := args[0], args[1], args[2]
+	u, err := url.Parse(req.Get("url").String())
+	op, ok := strings.CutPrefix(u.Path, wire.SessionPath)
+	if err != nil || !ok {
+		return bridge.NewResponse(http.StatusNotFound, nil, nil)
+	}
+	sql := newSQLStorage(self.Get("ctx").Get("storage"))
+	sql.Exec("CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+	var in SessionState
+	if body.Type() == js.TypeString && body.String() != "" {
+		if json.Unmarshal([]byte(body.String()), &in) != nil {
+			return bridge.NewResponse(http.StatusBadRequest, nil, nil)
+		}
+	}
+	out, ok := SessionOp(sqlSessionStore{sql}, op, in)
+	if !ok {
+		return bridge.NewResponse(http.StatusNotFound, nil, nil)
+	}
+	raw, _ := json.Marshal(out)
+	return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, raw)
+}
