@@ -160,15 +160,19 @@ func TestDemoPage(t *testing.T) {
 }
 
 // TestDemoPageOnAPhone checks the layout at a phone's width: nothing wider
-// than the screen, and the controls are reachable and labelled.
+// than the screen, the Mint button on the first screen (no scrolling to find
+// the one thing to do), and the controls are reachable and labelled.
 func TestDemoPageOnAPhone(t *testing.T) {
 	ctx := browser(t, 390, 844)
 	var overflow bool
 	var unlabelled int
+	var mintBottom, screen float64
 	err := chromedp.Run(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		chromedp.Navigate(broker.URL+"/"),
 		chromedp.WaitVisible("#mint", chromedp.ByID),
+		chromedp.Evaluate(`window.scrollY + document.getElementById("mint").getBoundingClientRect().bottom`, &mintBottom),
+		chromedp.Evaluate(`window.innerHeight`, &screen),
 		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1 ||
 			[...document.querySelectorAll("main *")].some(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest("pre"))`, &overflow),
 		chromedp.Evaluate(`[...document.querySelectorAll("input, button")].filter(e => {
@@ -181,6 +185,9 @@ func TestDemoPageOnAPhone(t *testing.T) {
 	}
 	if overflow {
 		t.Fatal("the page is wider than a phone's screen")
+	}
+	if mintBottom > screen {
+		t.Fatalf("the Mint button ends %.0f px down a %.0f px screen: below the fold", mintBottom, screen)
 	}
 	if unlabelled != 0 {
 		t.Fatalf("%d controls have no accessible name", unlabelled)

@@ -56,10 +56,12 @@ const linkPageHTML = `<!doctype html>
 <h2>Give it to an MCP client</h2>
 <p>The link itself is an MCP endpoint (Streamable HTTP). For example, in Claude Code:</p>
 <pre>claude mcp add --transport http ams "{{.Link}}"</pre>
-<p>or in a JSON MCP configuration (Cursor, Claude Desktop):</p>
+<p>or in the JSON configuration of a client that takes a server URL (Cursor and the like):</p>
 <pre>{"mcpServers": {"ams": {"type": "http", "url": "{{.Link}}"}}}</pre>
+<p>Claude Desktop's <code>claude_desktop_config.json</code> starts only local (stdio) servers; bridge the link with <code>mcp-remote</code>:</p>
+<pre>{"mcpServers": {"ams": {"command": "npx", "args": ["mcp-remote", "{{.Link}}"]}}}</pre>
 <p>The agent then calls <code>ams_join</code>, <code>ams_send</code> and <code>ams_recv</code>.</p>
 <h2>Or connect over WebSocket</h2>
-<p>Append <code>/connect</code> to the path and send <code>Authorization: Bearer ams_sk_…</code>; frames are JSON, one per message.</p>
+<p>Append <code>/connect</code> to the path and send <code>Authorization: Bearer ams_sk_…</code>: over WebSocket the link alone is not enough, every stream belongs to an account (only MCP admits a bare link). Frames are JSON, one per message.</p>
 </main></body></html>
 `
