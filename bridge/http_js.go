@@ -110,10 +110,12 @@ func (s *streamReader) Read(p []byte) (int, error) {
 }
 
 // drainBytes bounds what Close reads of an unread body rather than cancel
-// it: cancelling a request body still in flight makes workerd drop the
-// connection, which wrangler dev reports as "Your worker restarted
-// mid-request" instead of the answer (a 413 for an oversized body).
-const drainBytes = 16 << 20
+// it: cancelling (or leaving) a request body still in flight makes workerd
+// reset the connection, which the client sees instead of the answer (a 413
+// for an oversized body; wrangler dev says "Your worker restarted
+// mid-request"). Past the bound, beyond any plan's request size limit on
+// Cloudflare, the connection is reset after all.
+const drainBytes = 128 << 20
 
 // Close discards the rest of the body and unlocks the stream.
 func (s *streamReader) Close() error {
