@@ -965,3 +965,58 @@ func TestRotateNewerMemberSurvives(t *testing.T) {
 }
 
 func seqPtr(n int64) *int64 { return &n }
+
+// TestMemberReadersAndTombstones (11.2, 11.7): a member belongs to the
+// reader that joined it; another reader's join takes it over; a reader
+// that left or was taken over is not rejoined by its own send or recv,
+// across a wake too, while a fresh reader or an expired member is.
+func TestMemberReadersAndTombstones(t *testing.T) {
+	m := newMemberHarness(t, wire.DefaultLimits)
+	req := joinRequest("acc_M", "claude", false, "")
+	call := func(reader string, rejoin bool) wire.MemberCall {
+		c := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: reader, Data: json.RawMessage(`"x"`)}
+		if rejoin {
+			r := req
+			c.Rejoin = &r
+		}
+		return c
+	}
+	// Self-rehydration: the first send joins.
+	if r := m.conv.Member(m.store, "send", call("r1", true)); r.Error != "" || !r.Rejoined {
+		t.Fatalf("rehydrating send: %+v", r)
+	}
+	// Another reader takes over by joining.
+	j := call("r2", false)
+	j.Join = &req
+	if r := m.conv.Member(m.store, "join", j); r.Error != "" {
+		t.Fatalf("takeover: %+v", r)
+	}
+	for _, rejoin := range []bool{false, true} {
+		if r := m.conv.Member(m.store, "send", call("r1", rejoin)); r.Error != wire.ErrNotJoined.Code || !strings.Contains(r.Message, "took it over") {
+			t.Errorf("the taken-over reader sends (rejoin %v): %+v", rejoin, r)
+		}
+	}
+	if r := m.conv.Member(m.store, "leave", call("r2", false)); r.Error != "" {
+		t.Fatalf("leave: %+v", r)
+	}
+	m.wake()
+	for _, reader := range []string{"r1", "r2"} {
+		if r := m.conv.Member(m.store, "recv", call(reader, true)); r.Error != wire.ErrNotJoined.Code {
+			t.Errorf("reader %s rejoined after a wake: %+v", reader, r)
+		}
+	}
+	if r := m.conv.Member(m.store, "send", call("r3", true)); r.Error != "" || !r.Rejoined {
+		t.Errorf("a fresh reader: %+v", r)
+	}
+	// Tombstones last the idle period, then are pruned.
+	m.now = m.now.Add(time.Duration(wire.DefaultLimits.MemberIdleSeconds+1) * time.Second)
+	m.conv.ExpireMembers(time.Duration(wire.DefaultLimits.MemberIdleSeconds) * time.Second)
+	if r := m.conv.Member(m.store, "send", call("r2", true)); r.Error != "" || !r.Rejoined {
+		t.Errorf("after the idle period: %+v", r)
+	}
+	for _, r := range m.store.List() {
+		if r.Left != "" && r.Reader == "r2" {
+			t.Errorf("tombstone kept past the idle period: %+v", r)
+		}
+	}
+}

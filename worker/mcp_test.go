@@ -119,7 +119,13 @@ func rpc(t *testing.T, s *Service, target, bearerToken, method string, params an
 // structuredContent.
 func toolCall(t *testing.T, s *Service, target, bearerToken, name string, args any) (map[string]json.RawMessage, bool) {
 	t.Helper()
-	resp, _ := rpc(t, s, target, bearerToken, "tools/call", map[string]any{"name": name, "arguments": args}, nil)
+	return toolIn(t, s, target, bearerToken, nil, name, args)
+}
+
+// toolIn is toolCall with request headers (an Mcp-Session-Id).
+func toolIn(t *testing.T, s *Service, target, bearerToken string, header map[string]string, name string, args any) (map[string]json.RawMessage, bool) {
+	t.Helper()
+	resp, _ := rpc(t, s, target, bearerToken, "tools/call", map[string]any{"name": name, "arguments": args}, header)
 	if resp.Error != nil {
 		t.Fatalf("%s: JSON-RPC error %+v", name, *resp.Error)
 	}
