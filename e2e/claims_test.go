@@ -87,11 +87,12 @@ func TestAliasClaimRace(t *testing.T) {
 	join(t, links[0], client.DialOptions{Credential: acc.Credential, StreamName: "winner"})
 }
 
-// TestMintBeforeKV: a mint whose KV writes have not landed (fault
-// injection holds them back, as another location sees KV before it catches
-// up) is inspectable and joinable at once, from this isolate and from a
-// fresh one (a second wrangler dev over the same state, so no cache helps):
-// the alias's owner answers. Its name stays taken too.
+// TestMintBeforeKV: an account and a mint whose KV writes have not landed
+// (fault injection holds them back, as another location sees KV before it
+// catches up) work at once, from this isolate and from a fresh one (a second
+// wrangler dev over the same state, so no cache helps): the owner mints,
+// inspects and joins, because the namespace's object answers. The alias stays
+// taken too.
 func TestMintBeforeKV(t *testing.T) {
 	persist, err := os.MkdirTemp("", "ams-e2e-claims-")
 	if err != nil {
@@ -108,11 +109,15 @@ func TestMintBeforeKV(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testContext(t, 2*time.Minute)
-	acc, err := first.client("").CreateAccount(ctx, "lag-"+randomHex(5))
-	if err != nil {
+	// The account's records are held back too: its credential is known
+	// only to the namespace's owner.
+	status, _, created := callURL(t, first.URL, "POST", "/v1/accounts", map[string]string{wire.FaultKVLagHeader: "1"},
+		`{"namespace":"lag-`+randomHex(5)+`"}`)
+	if status != http.StatusCreated {
 		first.Stop()
-		t.Fatal(err)
+		t.Fatalf("lagging account: %d %v", status, created)
 	}
+	acc := &client.Account{Namespace: created["namespace"].(string), Credential: created["credential"].(string)}
 	auth := map[string]string{"Authorization": "Bearer " + acc.Credential, wire.FaultKVLagHeader: "1"}
 	status, _, minted := callURL(t, first.URL, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"early"}`)
 	if status != http.StatusCreated {

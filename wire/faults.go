@@ -12,8 +12,8 @@ const (
 	FaultExitPath   = "/x/fault/exit"
 	FaultPanicFrame = `{"type":"x_fault_panic"}`
 	FaultExitFrame  = `{"type":"x_fault_exit"}`
-	// FaultKVLagHeader on a mint or a rotation keeps its KV writes (and the
-	// isolate's cache) from landing, as another location sees KV before it
+	// FaultKVLagHeader on an account creation, a mint or a rotation keeps its
+	// KV writes (and the isolate's cache) from landing, as another location sees KV before it
 	// catches up.
 	FaultKVLagHeader = "X-AMS-Fault-KV-Lag"
 	// FaultPanicTwiceFrame panics, and the panic's fallback panics too.

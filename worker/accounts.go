@@ -45,12 +45,16 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 	}
 	// The KV namespace key goes last: should a write fail, the claim is
 	// released and no half-created account blocks the name.
+	kv := s.KV
+	if s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != "" {
+		kv = unpropagatedKV{s.KV}
+	}
 	err = parallel(
-		func() error { return putJSON(ctx, s.KV, accountKey(acc.AccountID), acc) },
-		func() error { return s.KV.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
+		func() error { return putJSON(ctx, kv, accountKey(acc.AccountID), acc) },
+		func() error { return kv.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
 	)
 	if err == nil {
-		err = s.KV.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID)
+		err = kv.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID)
 	}
 	if err != nil {
 		s.releaseNamespace(ctx, &acc)

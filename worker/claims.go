@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/ams-dev/ams/namespace"
+	"github.com/ams-dev/ams/wire"
 )
 
 // Namespaces reaches the namespace objects (package namespace), the strongly
@@ -95,3 +98,29 @@ func (s *Service) ownedAccount(ctx context.Context, ns string) (*Account, error)
 type unpropagatedKV struct{ KV }
 
 func (unpropagatedKV) Put(context.Context, string, string) error { return nil }
+
+// authenticateIn is authenticate for a request about namespace ns: a
+// credential KV does not know yet (its account was just created elsewhere)
+// is checked against the account ns's owner holds, so a new account can
+// mint, rotate, inspect and join its own conversations at once.
+func (s *Service) authenticateIn(ctx context.Context, credential, ns string) (*Account, error) {
+	acc, err := s.authenticate(ctx, credential)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.code != wire.ErrInvalidCredential || !wire.ValidNamespace(ns) ||
+		!strings.HasPrefix(credential, wire.CredentialPrefix) {
+		return acc, err
+	}
+	owner, ownerErr := s.ownedAccount(ctx, ns)
+	if ownerErr != nil {
+		if errors.Is(ownerErr, errNotFound) {
+			return nil, err
+		}
+		return nil, ownerErr
+	}
+	hash := s.Peppers.CredentialHash(credential)
+	if !wire.HashesEqual(owner.CredentialHash, hash) {
+		return nil, err
+	}
+	s.Cache.keepAccount(hash, owner, s.Now())
+	return owner, nil
+}

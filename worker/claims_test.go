@@ -232,3 +232,32 @@ func connectRequest(link, credential string) *http.Request {
 	r.Header.Set("Authorization", "Bearer "+credential)
 	return r
 }
+
+// TestAccountServedByOwnerBeforeKV: a credential KV does not know yet is
+// accepted for its own namespace, where the owner vouches for it, and
+// nowhere else.
+func TestAccountServedByOwnerBeforeKV(t *testing.T) {
+	f := newFixture(t)
+	f.s.FaultInjection = true
+	f.s.Objects = newFakeObjects(t, f.s.Limits)
+	r := newRequest("POST", "https://ams.example/v1/accounts", "", `{"namespace":"fresh"}`)
+	r.Header.Set(wire.FaultKVLagHeader, "1")
+	created := serve(t, f.s, r, http.StatusCreated)
+	credential := jsonString(t, created["credential"])
+	if _, found, _ := f.s.KV.Get(context.Background(), credentialIndexKey(f.s.Peppers.CredentialHash(credential))); found {
+		t.Fatal("the lagging account wrote KV")
+	}
+	minted := serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", credential, `{"alias":"room"}`), http.StatusCreated)
+	link := jsonString(t, minted["magic_link"])
+	if join, refusal := f.s.Admit(connectRequest(link, credential)); refusal != nil || join.AccountID != jsonString(t, created["account_id"]) {
+		t.Fatalf("join of its own conversation: %+v %+v", join, refusal)
+	}
+	serve(t, f.s, newRequest("GET", "https://ams.example/v1/fresh/conversations/room", credential, ""), http.StatusOK)
+	// Another namespace's owner does not vouch for it.
+	serve(t, f.s, newRequest("POST", "https://ams.example/v1/demo/conversations", credential, `{}`), http.StatusUnauthorized)
+	if _, refusal := f.s.Admit(connectRequest("https://ams.example"+f.link.RequestURI(), credential)); refusal == nil || *refusal != wire.CloseInvalidCredential {
+		t.Fatalf("join of another namespace's conversation: %+v", refusal)
+	}
+	// Nor for a wrong credential.
+	serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", wire.CredentialPrefix+"forged", `{}`), http.StatusUnauthorized)
+}

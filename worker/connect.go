@@ -68,7 +68,7 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	if credential == "" {
 		credential = offered
 	}
-	acc, err := s.authenticate(ctx, credential)
+	acc, err := s.authenticateIn(ctx, credential, p.ns)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return join, &wire.CloseInvalidCredential, nil
