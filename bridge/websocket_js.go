@@ -45,12 +45,19 @@ func RefuseUpgrade(code int, reason string, header http.Header) js.Value {
 	return UpgradeResponse(client, header)
 }
 
-// CloseWebSocket closes ws, mapping the codes a server may not send
-// (1005, 1006, 1015) to 1000, and ignoring a socket that is already closed.
+// CloseWebSocket closes ws with ServerCloseCode(code, reason), ignoring a
+// socket that is already closed.
 func CloseWebSocket(ws js.Value, code int, reason string) {
+	code, reason = ServerCloseCode(code, reason)
+	_ = Try(func() { ws.Call("close", code, reason) })
+}
+
+// ServerCloseCode maps the codes a server may not send (1005, 1006, 1015)
+// to 1000.
+func ServerCloseCode(code int, reason string) (int, string) {
 	switch code {
 	case 1005, 1006, 1015:
-		code, reason = 1000, ""
+		return 1000, ""
 	}
-	_ = Try(func() { ws.Call("close", code, reason) })
+	return code, reason
 }

@@ -8,18 +8,92 @@ import { DurableObject } from "cloudflare:workers";
 let go;
 let ready;
 let handlers;
+let hot; // the instance's exports and views of its hot-path arrays
 
 function broker(env) {
   if (!go || go.exited) {
     go = new Go();
-    handlers = undefined;
+    handlers = hot = undefined;
     ready = new Promise((resolve) => {
       // syumai/workers reads env from globalThis.context; Go adds its handlers to binding.
       globalThis.context = { env, binding: {}, sendAll, ready: () => resolve((handlers = globalThis.context.binding)) };
     });
-    go.run(new WebAssembly.Instance(wasm, go.importObject));
+    const instance = new WebAssembly.Instance(wasm, go.importObject);
+    go.run(instance); // returns once main waits for events: the exports are callable
+    hot = { x: instance.exports };
+    views();
   }
   return ready;
+}
+
+// The hot path (durable/hotpath_js.go): a socket message enters Go through
+// an export taking integers, the text in Go's input array; Go leaves its
+// sends and closes as ops in its output array. A memory.grow detaches the
+// views, so they are checked after every call.
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const SLOW = -1;
+const SEND = 1;
+
+function views() {
+  const { x } = hot;
+  hot.in = new Uint8Array(x.mem.buffer, x.amsBuffer(0), x.amsBuffer(1));
+  hot.out = new Uint8Array(x.mem.buffer, x.amsBuffer(2), x.amsBuffer(3));
+  hot.dv = new DataView(x.mem.buffer, x.amsBuffer(2), x.amsBuffer(3));
+}
+
+// message runs Go's amsMessage on text; it returns the ops' length, or SLOW
+// for the js.FuncOf path. If the program ended in the call (go.exited, or a
+// trap), the event is dropped and the next one starts a new program, which
+// rebuilds each conversation from its sockets.
+function message(incarnation, slot, text) {
+  if (hot.in.byteLength === 0) views();
+  const { read, written } = encoder.encodeInto(text, hot.in);
+  if (read !== text.length) return SLOW;
+  let n;
+  try {
+    n = hot.x.amsMessage(incarnation, slot, written);
+  } catch (err) {
+    go = handlers = hot = undefined;
+    throw err;
+  }
+  if (go.exited) {
+    go = handlers = hot = undefined;
+    return 0;
+  }
+  if (hot.out.byteLength === 0) views();
+  return n;
+}
+
+// perform carries out n bytes of ops on the sockets of one object: the
+// fan-out is this one loop. A socket that closed under us throws; its own
+// close event removes it.
+function perform(sockets, n) {
+  const { out, dv } = hot;
+  for (let at = 0; at < n; ) {
+    const op = out[at];
+    const a = dv.getUint32(at + 1, true);
+    if (op === SEND) {
+      const text = decoder.decode(out.subarray(at + 5, at + 5 + a));
+      at += 5 + a;
+      const end = at + 4 + 4 * dv.getUint32(at, true);
+      for (at += 4; at < end; at += 4) {
+        try {
+          sockets.get(dv.getUint32(at, true)).send(text);
+        } catch {}
+      }
+    } else {
+      const code = dv.getUint32(at + 5, true);
+      const len = dv.getUint32(at + 9, true);
+      const reason = decoder.decode(out.subarray(at + 13, at + 13 + len));
+      at += 13 + len;
+      const ws = sockets.get(a);
+      sockets.delete(a);
+      try {
+        ws.close(code, reason);
+      } catch {}
+    }
+  }
 }
 
 // call runs one handler, synchronously once Go is up (an await per event is
@@ -58,17 +132,62 @@ export class Conversation extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.incarnation = ++incarnations;
+    this.sockets = new Map(); // slot -> socket, for the hot path's ops
+    this.slots = 0; // never reused in this incarnation, even across Go restarts
+  }
+  // adopt numbers a socket for the hot path. Go calls it for every socket it
+  // serves, again when it rebuilds the object (after a wake, a panic or a
+  // restart of Go), which keeps the number.
+  adopt(ws) {
+    if (ws.amsSlot !== undefined && this.sockets.get(ws.amsSlot) === ws) return ws.amsSlot;
+    this.sockets.set(++this.slots, ws);
+    ws.amsSlot = this.slots;
+    return this.slots;
+  }
+  // drain performs the ops of an output array that filled up mid-event.
+  drain(n) {
+    perform(this.sockets, n);
+  }
+  // kick starts the timer that writes buffered events to storage
+  // (AMS_REPLAY_FLUSH_MILLIS after the first; flushMillis is set by Go).
+  kick() {
+    if (!this.flushSoon && this.flushMillis !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushSoon = true;
+      this.flushTimer = setTimeout(() => this.flush(), this.flushMillis);
+    }
+  }
+  flush() {
+    this.flushSoon = false;
+    if (!handlers || go.exited) return;
+    let again;
+    try {
+      again = call(this.env, "conversationFlush", this, this.incarnation);
+    } catch (err) {
+      console.error("ams: flush:", err);
+    }
+    if (again > 0 && !this.flushSoon) this.flushTimer = setTimeout(() => this.flush(), again);
   }
   fetch(request) {
     return call(this.env, "conversationFetch", this, this.incarnation, request);
   }
-  webSocketMessage(ws, message) {
-    return call(this.env, "conversationMessage", this, this.incarnation, this.ctx.getTags(ws)[0], message);
+  webSocketMessage(ws, text) {
+    if (hot && ws.amsSlot !== undefined && typeof text === "string") {
+      const n = message(this.incarnation, ws.amsSlot, text);
+      if (n !== SLOW) {
+        if (n > 0) perform(this.sockets, n);
+        this.kick();
+        return;
+      }
+    }
+    return call(this.env, "conversationMessage", this, this.incarnation, this.ctx.getTags(ws)[0], text);
   }
   webSocketClose(ws, code, reason) {
+    this.sockets.delete(ws.amsSlot);
     return call(this.env, "conversationClose", this, this.incarnation, this.ctx.getTags(ws)[0], ws, code, reason);
   }
   webSocketError(ws) {
+    this.sockets.delete(ws.amsSlot);
     return call(this.env, "conversationError", this, this.incarnation, this.ctx.getTags(ws)[0]);
   }
   alarm() {

@@ -24,12 +24,23 @@
 // costs nothing but that answer.
 //
 // Every token, stream_joined, stream_left and stream_metadata gets the next
-// seq of the conversation and is written to the event log (SQLite) before it
-// is sent, so a client that reconnects with the last seq it saw gets exactly
-// what it missed while the buffer still holds it.
+// seq of the conversation and is appended to the event log before it is
+// sent, so a client that reconnects with the last seq it saw gets exactly
+// what it missed while the buffer still holds it. In the Durable Object the
+// log is a BatchLog (batchlog.go): events reach SQLite in batches (at most
+// AMS_REPLAY_FLUSH_EVENTS, at most AMS_REPLAY_FLUSH_MILLIS after the first),
+// seqs are reserved durably ahead of use so none is ever reused, and a
+// resume across a batch lost in a crash is answered recovered:false.
 //
-// This file is the logic, in plain Go and testable natively. conversation_js.go
-// and eventlog_js.go adapt it to workerd: sockets, attachments, tags, storage.
+// Socket messages reach Go through a //go:wasmexport function with the text
+// in wasm memory, and Go answers with send/close ops that build/entry.mjs
+// performs in one loop (hotpath_js.go): no js.Value per event. Everything
+// else (connect, close, members, alarms, the flush timer) is a js.FuncOf
+// event.
+//
+// This file is the logic, in plain Go and testable natively. conversation_js.go,
+// hotpath_js.go and eventlog_js.go adapt it to workerd: sockets, attachments,
+// tags, storage.
 package durable
 
 import (
@@ -90,6 +101,18 @@ type Conversation struct {
 	// memberTombs are the MCP readers that left (members.go).
 	memberTombs tombstones
 	to          []Socket // emit's recipients, reused
+	ts          string   // the last timestamp formatted, of millisecond tsMilli
+	tsMilli     int64
+}
+
+// timestamp is wire.Timestamp of now, formatted once per millisecond: under
+// load many tokens share one (and workerd's clock stands still during an event).
+func (c *Conversation) timestamp() string {
+	t := c.now()
+	if ms := t.UnixMilli(); ms != c.tsMilli || c.ts == "" {
+		c.tsMilli, c.ts = ms, wire.Timestamp(t)
+	}
+	return c.ts
 }
 
 // NewConversation returns a conversation whose events go to log; its seq and
@@ -285,7 +308,7 @@ func (c *Conversation) Attach(conversationID string, p *Peer, resumeAfter *int64
 		// Before add: stream_joined is for everyone else, even a self-subscriber.
 		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamJoined(p.Stream(), seq) })
 	case string(old.Metadata) != string(p.Metadata):
-		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, wire.Timestamp(c.now())) })
+		c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, c.timestamp()) })
 	}
 	c.add(p)
 }
@@ -346,12 +369,12 @@ func (c *Conversation) Receive(connID string, msg []byte) {
 func (c *Conversation) apply(p *Peer, frame wire.ClientFrame) int64 {
 	switch frame.Type {
 	case wire.TypeToken:
-		ts := wire.Timestamp(c.now())
+		ts := c.timestamp()
 		return c.emit(p, func(seq int64) []byte { return wire.EncodeToken(p.Stream(), seq, ts, frame.Data) })
 	case wire.TypeSetMetadata:
 		p.Metadata = slices.Clone(frame.Metadata)
 		p.Socket.Save(p.Attachment)
-		ts := wire.Timestamp(c.now())
+		ts := c.timestamp()
 		return c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, ts) })
 	}
 	return 0

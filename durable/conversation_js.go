@@ -27,10 +27,14 @@ var (
 
 type object struct {
 	incarnation int
+	self        js.Value // the JS object (build/entry.mjs's Conversation)
 	state       js.Value // DurableObjectState
 	sql         sqlStorage
 	texts       jsTexts
 	sendArgs    []any // bridge.SendAll's arguments, reused
+	hotTo       []*socket
+	slots       map[int32]string // adopted socket slot -> connection id
+	log         *BatchLog
 	conv        *Conversation
 	members     *sqlMemberStore
 	memberIdle  time.Duration
@@ -52,6 +56,26 @@ func Register() {
 		wire.InjectFallbackFault()
 		return nil
 	})
+	bridge.Export("conversationFlush", conversationFlush, func([]js.Value) any { return 0 })
+}
+
+// Seqs are reserved this many at a time (BatchLog): one small write per
+// seqReserve events. idleMillis is how long after a flush entry.mjs calls
+// again to find the conversation idle and give back the unused seqs.
+const (
+	seqReserve = 1024
+	idleMillis = 1000
+)
+
+// conversationFlush takes (self, incarnation): entry.mjs's timer, at most
+// AMS_REPLAY_FLUSH_MILLIS after an event. It writes the pending events and
+// returns in how many milliseconds to call again (0: not until the next event).
+func conversationFlush(args []js.Value) any {
+	o := objects[args[1].Int()]
+	if o == nil || !o.log.Tick() {
+		return 0
+	}
+	return idleMillis
 }
 
 // settled runs an event of the object args[0]. The object is marked
@@ -115,19 +139,29 @@ func load(args []js.Value) *object {
 	self := args[0]
 	state := self.Get("ctx")
 	id := state.Get("id").Call("toString").String()
-	delete(objects, incarnations[id])
+	if old := objects[incarnations[id]]; old != nil {
+		// The same incarnation after a panic, or the previous one after a
+		// wake (its timer flushed long before it hibernated): its pending
+		// events are written and its unused seqs given back, so the new
+		// object continues right after its last seq.
+		_ = bridge.Try(old.log.Close)
+		delete(objects, old.incarnation)
+	}
 	env := bridge.Env(self.Get("env"))
 	limits := wire.LimitsFromEnv(env)
 	o := &object{
 		incarnation: incarnation,
+		self:        self,
 		state:       state,
 		sql:         newSQLStorage(state.Get("storage")),
+		slots:       map[int32]string{},
 		members:     newSQLMemberStore(state.Get("storage")),
 		memberIdle:  time.Duration(limits.MemberIdleSeconds) * time.Second,
 	}
-	o.conv = NewConversation(limits, time.Now, func() string { return ulid.Make().String() },
-		newSQLEventLog(o.sql, &o.texts))
-	o.conv.OnEmit = o.wake
+	self.Set("flushMillis", limits.ReplayFlushMillis)
+	o.log = NewBatchLog(newSQLEventLog(o.sql), limits.ReplayFlushEvents, seqReserve)
+	o.conv = NewConversation(limits, time.Now, func() string { return ulid.Make().String() }, o.log)
+	o.conv.OnEmit = o.emitted
 	o.conv.Broadcast = o.broadcast
 	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"
 	o.sql.Exec("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
@@ -145,6 +179,16 @@ func load(args []js.Value) *object {
 	objects[incarnation] = o
 	incarnations[id] = incarnation
 	return o
+}
+
+// emitted runs after every event: MCP reads waiting for one are woken, and
+// outside the hot path (whose caller does it) entry.mjs is asked to start
+// the flush timer.
+func (o *object) emitted() {
+	o.wake()
+	if !hot.active(o) {
+		o.self.Call("kick")
+	}
 }
 
 func streamIDs(found []Woken) []string {
@@ -262,29 +306,55 @@ func conversationError(o *object, args []js.Value) any {
 }
 
 func (o *object) leave(connID string) {
+	if p := o.conv.Peer(connID); p != nil {
+		if s, ok := p.Socket.(*socket); ok {
+			delete(o.slots, s.slot)
+		}
+	}
 	o.conv.Leave(connID)
 }
 
-// socket is a hibernatable workerd WebSocket.
+// socket is a hibernatable workerd WebSocket. entry.mjs adopts it under a
+// slot number, by which the hot path names it in both directions.
 type socket struct {
 	ws     js.Value
 	wsArg  any // ws boxed once, as bridge.SendAll takes it
 	owner  *object
 	connID string
+	slot   int32
 	stored bool // metadata lives in storage
 }
 
 func newSocket(ws js.Value, owner *object, connID string, stored bool) *socket {
-	return &socket{ws: ws, wsArg: ws, owner: owner, connID: connID, stored: stored}
+	slot := int32(owner.self.Call("adopt", ws).Int())
+	owner.slots[slot] = connID
+	return &socket{ws: ws, wsArg: ws, owner: owner, connID: connID, slot: slot, stored: stored}
 }
 
 func (s *socket) Send(out *Outbound) {
 	s.owner.broadcast(out, []Socket{s})
 }
 
-// broadcast sends out to every socket of to in one call into JS (members,
-// which read the log instead, get theirs in Go).
+// broadcast sends out to every socket of to: in the hot path as one op in
+// hotOut, otherwise in one call into JS (members, which read the log
+// instead, get theirs in Go).
 func (o *object) broadcast(out *Outbound, to []Socket) {
+	if hot.active(o) {
+		sockets := o.hotTo[:0]
+		for _, s := range to {
+			if ws, ok := s.(*socket); ok {
+				sockets = append(sockets, ws)
+			} else {
+				s.Send(out)
+			}
+		}
+		sent := len(sockets) == 0 || hot.send(out.Text, sockets)
+		clear(sockets)
+		o.hotTo = sockets
+		if sent {
+			return
+		}
+	}
 	text, ok := out.prepared.(js.Value)
 	if !ok {
 		text = o.texts.Frame(out.Text)
@@ -307,7 +377,10 @@ func (o *object) broadcast(out *Outbound, to []Socket) {
 
 func (s *socket) Close(code wire.Close) {
 	s.dropStoredMetadata()
-	bridge.CloseWebSocket(s.ws, code.Code, code.Reason)
+	delete(s.owner.slots, s.slot)
+	if !hot.active(s.owner) || !hot.close(s.slot, code.Code, code.Reason) {
+		bridge.CloseWebSocket(s.ws, code.Code, code.Reason)
+	}
 }
 
 func (s *socket) Save(a Attachment) {

@@ -1,6 +1,11 @@
 package durable
 
-import "github.com/ams-dev/ams/wire"
+import (
+	"cmp"
+	"slices"
+
+	"github.com/ams-dev/ams/wire"
+)
 
 // Event is one seq-carrying frame as the replay buffer keeps it.
 type Event struct {
@@ -90,8 +95,9 @@ func (b *ReplayBuffer) Add(e EventSize) (trimThrough int64) {
 
 // Covers reports whether every event after seq after is still stored, given
 // the conversation's current seq: a resume from after is then complete. The
-// stored seqs must run without a hole up to current, which a change of
-// AMS_REPLAY_EVENTS on a live conversation could otherwise break.
+// stored seqs after it must run without a hole up to current: a change of
+// AMS_REPLAY_EVENTS on a live conversation, or a batch of events lost with
+// the program before it reached storage (BatchLog), leaves one.
 func (b *ReplayBuffer) Covers(after, current int64) bool {
 	if after > current || after < 0 {
 		return false
@@ -103,6 +109,6 @@ func (b *ReplayBuffer) Covers(after, current int64) bool {
 	if !b.Enabled() || n == 0 {
 		return false
 	}
-	first, last := b.entries[0].Seq, b.entries[n-1].Seq
-	return first <= after+1 && last == current && last-first+1 == int64(n)
+	i, found := slices.BinarySearchFunc(b.entries, after+1, func(e EventSize, seq int64) int { return cmp.Compare(e.Seq, seq) })
+	return found && b.entries[n-1].Seq == current && int64(n-i) == current-after
 }

@@ -22,18 +22,14 @@ func (s sqlStorage) Exec(query any, bindings ...any) js.Value {
 	return s.exec.Invoke(append([]any{query}, bindings...)...)
 }
 
-// jsTexts converts Go text to JS strings, remembering the last frame and a
-// bounded set of short strings (stream ids and names): each event's frame is
-// written to the log and sent to every recipient, so converting it once saves
-// a copy into JS and a js.Value (with its GC finalizer) per use.
+// jsTexts converts frames to JS strings, remembering the last one: an event
+// sent outside the hot path (a join's frames, a replay) goes to many sockets,
+// so converting it once saves a copy into JS and a js.Value (with its GC
+// finalizer) per recipient.
 type jsTexts struct {
 	frame   []byte // held, so its memory cannot be reused while remembered
 	frameJS js.Value
-	strings map[string]js.Value
 }
-
-// maxJSStrings bounds jsTexts.strings; it starts over when full.
-const maxJSStrings = 4096
 
 // Frame returns b as a JS string. b must not change after it is passed.
 func (t *jsTexts) Frame(b []byte) js.Value {
@@ -42,17 +38,4 @@ func (t *jsTexts) Frame(b []byte) js.Value {
 	}
 	t.frame, t.frameJS = b, js.ValueOf(string(b))
 	return t.frameJS
-}
-
-// String returns s as a JS string.
-func (t *jsTexts) String(s string) js.Value {
-	if v, ok := t.strings[s]; ok {
-		return v
-	}
-	if t.strings == nil || len(t.strings) >= maxJSStrings {
-		t.strings = map[string]js.Value{}
-	}
-	v := js.ValueOf(s)
-	t.strings[s] = v
-	return v
 }

@@ -194,3 +194,72 @@ func TestSocketKilledMidFrame(t *testing.T) {
 		t.Fatalf("after the killed socket: %s", tok.Raw)
 	}
 }
+
+// TestExitLosesBatchNotSeq: the program ends while the replay buffer's
+// batch is still in memory (the flush bounds are set far out, so it is).
+// The tokens were delivered live; after the restart no seq is given out
+// twice, a resume across the lost batch says recovered:false, and one from
+// after the restart is complete.
+func TestExitLosesBatchNotSeq(t *testing.T) {
+	b, err := StartBroker(BrokerOptions{Vars: map[string]string{
+		"AMS_CREDENTIAL_PEPPER":       randomHex(16),
+		"AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(16),
+		wire.FaultInjectionVar:        "1",
+		"AMS_REPLAY_FLUSH_MILLIS":     "600000",
+		"AMS_REPLAY_FLUSH_EVENTS":     "100000",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	ctx := testContext(t, 120*time.Second)
+	owner, err := b.client("").CreateAccount(ctx, "lost-batch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := b.client(owner.Credential).CreateConversation(ctx, owner.Namespace, client.NewConversation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(name string, resumeAfter *int64) (*client.Conn, *client.Frame) {
+		return join(t, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: name, Receipts: true, ResumeAfter: resumeAfter})
+	}
+	a, _ := dial("a", nil)
+	sub, _ := dial("sub", nil)
+	next(t, a, wire.TypeStreamJoined)
+	var seqs []int64
+	for i := 0; i < 3; i++ {
+		if err := a.SendToken(ctx, fmt.Sprint("before the exit ", i)); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, next(t, a, wire.TypeReceipt).Seq)
+		if tok := next(t, sub, wire.TypeToken); tok.Seq != seqs[i] {
+			t.Fatalf("live token %s, receipt %d", tok.Raw, seqs[i])
+		}
+	}
+
+	if err := a.WriteRaw(ctx, []byte(wire.FaultExitFrame)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(b.Logs(), "exit code: 3") }, "the program to exit")
+	if err := sub.SendToken(ctx, "after the exit"); err != nil {
+		t.Fatal(err)
+	}
+	after := next(t, sub, wire.TypeReceipt).Seq
+	if tok := next(t, a, wire.TypeToken); tok.Seq != after || after <= seqs[2] {
+		t.Fatalf("after the restart: token %s, receipt %d, seqs before %v", tok.Raw, after, seqs)
+	}
+
+	for _, from := range []int64{seqs[0], seqs[2]} {
+		c, joined := dial(fmt.Sprint("resume-", from), &from)
+		if joined.Recovered == nil || *joined.Recovered {
+			t.Errorf("resume from %d across the lost batch: %s", from, joined.Raw)
+		}
+		c.CloseNow()
+	}
+	c, joined := dial("resume-after", &after)
+	if joined.Recovered == nil || !*joined.Recovered {
+		t.Errorf("resume from %d, after the restart: %s", after, joined.Raw)
+	}
+	c.CloseNow()
+}

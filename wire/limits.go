@@ -23,6 +23,11 @@ type Limits struct {
 	ReplayEvents int
 	// ReplayBytes bounds the frames a conversation keeps for resume.
 	ReplayBytes int
+	// ReplayFlushEvents and ReplayFlushMillis bound how long buffered events
+	// wait in memory before they are written to storage together: at most
+	// that many events, at most that long after the first (docs/DELIVERY.md).
+	ReplayFlushEvents int
+	ReplayFlushMillis int
 	// SubscribeStreams bounds the names of one selective subscription.
 	SubscribeStreams int
 	// MemberIdleSeconds is how long an MCP member may make no call before
@@ -51,6 +56,8 @@ var DefaultLimits = Limits{
 	ConnectionsPerConversation: 1000,
 	ReplayEvents:               1000,
 	ReplayBytes:                8 << 20,
+	ReplayFlushEvents:          128,
+	ReplayFlushMillis:          10,
 	SubscribeStreams:           16,
 	MemberIdleSeconds:          600,
 	AckWindowBytes:             2 << 20,
@@ -67,6 +74,8 @@ var LimitVars = map[string]func(*Limits) *int{
 	"AMS_LIMIT_CONNECTIONS_PER_CONVERSATION": func(l *Limits) *int { return &l.ConnectionsPerConversation },
 	"AMS_REPLAY_EVENTS":                      func(l *Limits) *int { return &l.ReplayEvents },
 	"AMS_REPLAY_BYTES":                       func(l *Limits) *int { return &l.ReplayBytes },
+	"AMS_REPLAY_FLUSH_EVENTS":                func(l *Limits) *int { return &l.ReplayFlushEvents },
+	"AMS_REPLAY_FLUSH_MILLIS":                func(l *Limits) *int { return &l.ReplayFlushMillis },
 	"AMS_LIMIT_SUBSCRIBE_STREAMS":            func(l *Limits) *int { return &l.SubscribeStreams },
 	"AMS_MCP_IDLE_SECONDS":                   func(l *Limits) *int { return &l.MemberIdleSeconds },
 	"AMS_ACK_WINDOW_BYTES":                   func(l *Limits) *int { return &l.AckWindowBytes },

@@ -72,6 +72,7 @@ func run() int {
 		md        = flag.Bool("markdown", false, "also print the table as Markdown")
 		timeout   = flag.Duration("timeout", 8*time.Minute, "hard bound on the whole run")
 		rootFlag  = flag.String("root", "", "repository root (default: found from the working directory)")
+		brokerDir = flag.String("broker", "", "tree whose build/ and wrangler.toml are the broker measured (default -root), e.g. a saved \"before\" build; the floor and load generator stay this tree's")
 		logs      = flag.Bool("logs", false, "print wrangler dev output at the end")
 		replay    = flag.String("replay-events", "", "AMS_REPLAY_EVENTS for the broker (default: wrangler.toml's; 0 turns the replay buffer off)")
 	)
@@ -149,7 +150,10 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{cfg: cfg, root: root, details: map[string]any{}}
+	if *brokerDir == "" {
+		*brokerDir = root
+	}
+	b := &bench{cfg: cfg, root: root, broker: *brokerDir, details: map[string]any{}}
 	b.details["machine"] = describeMachine(root)
 	b.details["config"] = cfg
 	b.details["command"] = strings.Join(os.Args, " ")
@@ -196,10 +200,12 @@ func run() int {
 type bench struct {
 	cfg       config
 	root      string
+	broker    string // where the broker's build/ and wrangler.toml come from
 	amsSrv    *wranglerdev.Server
 	floorSrv  *wranglerdev.Server
 	ams       *amsTarget
 	floor     *floorTarget
+	ref       *floorTarget // the floor's stand-in for the hosted reference
 	samplers  map[string]*wranglerdev.Sampler
 	rows      []row
 	details   map[string]any
@@ -284,7 +290,7 @@ func (b *bench) run(ctx context.Context) (code int) {
 // timed on an otherwise idle machine.
 func (b *bench) start(ctx context.Context) error {
 	wrangler := filepath.Join(b.root, "node_modules/.bin/wrangler")
-	amsConfig, err := os.ReadFile(filepath.Join(b.root, "wrangler.toml"))
+	amsConfig, err := os.ReadFile(filepath.Join(b.broker, "wrangler.toml"))
 	if err != nil {
 		return err
 	}
@@ -300,7 +306,7 @@ func (b *bench) start(ctx context.Context) error {
 		return err
 	}
 	for _, f := range []string{"entry.mjs", "app.wasm", "wasm_exec.js"} {
-		raw, err := os.ReadFile(filepath.Join(b.root, "build", f))
+		raw, err := os.ReadFile(filepath.Join(b.broker, "build", f))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(b.buildCopy, f), raw, 0o644)
 		}
@@ -332,7 +338,8 @@ func (b *bench) start(ctx context.Context) error {
 	servers = []*wranglerdev.Server{b.amsSrv, b.floorSrv}
 	h := newHTTPClient()
 	b.ams = &amsTarget{srv: b.amsSrv, http: h}
-	b.floor = &floorTarget{srv: b.floorSrv, http: h}
+	b.floor = &floorTarget{srv: b.floorSrv, http: h, path: "/room/"}
+	b.ref = &floorTarget{srv: b.floorSrv, http: h, path: refPath}
 	// The owner account; every case adds the accounts it needs.
 	return b.ams.Prepare(ctx, 0)
 }
@@ -372,15 +379,17 @@ func (b *bench) control(ctx context.Context) {
 	mint := runCalls(ctx, b.amsSrv, b.cfg.Calls, b.ams.Control)
 	health := runCalls(ctx, b.amsSrv, b.cfg.Calls, b.ams.Health)
 	floor := runCalls(ctx, b.floorSrv, b.cfg.Calls, b.floor.Control)
-	b.details["control"] = map[string]any{"ams_mint": mint, "ams_healthz": health, "floor_healthz": floor}
-	for _, r := range []callResult{mint, health, floor} {
+	jsMint := runCalls(ctx, b.floorSrv, b.cfg.Calls, b.floor.Mint)
+	b.details["control"] = map[string]any{"ams_mint": mint, "ams_healthz": health, "floor_healthz": floor, "floor_mint": jsMint}
+	for _, r := range []callResult{mint, health, floor, jsMint} {
 		if r.Error != "" {
 			b.problem("control: %s", r.Error)
 		}
 	}
-	b.add(newRow("control", "mint POST /v1/{ns}/conversations p50", "ms", f(mint.Lat.P50ms), f(floor.Lat.P50ms), "<=2", "floor = JS GET /healthz"))
-	b.add(newRow("control", "mint POST /v1/{ns}/conversations p99", "ms", f(mint.Lat.P99ms), f(floor.Lat.P99ms), "<=2", ""))
-	b.add(newRow("control", "GET /healthz p50 (Go worker vs JS)", "ms", f(health.Lat.P50ms), f(floor.Lat.P50ms), "", ""))
+	b.add(newRow("control", "mint POST /v1/{ns}/conversations p50", "ms", f(mint.Lat.P50ms), f(jsMint.Lat.P50ms), "<=2", "floor = JS POST /mint, the same KV operations"))
+	b.add(newRow("control", "mint POST /v1/{ns}/conversations p99", "ms", f(mint.Lat.P99ms), f(jsMint.Lat.P99ms), "<=2", ""))
+	b.add(newRow("control", "workerd CPU per mint (Go vs JS, same KV operations)", "us", f(mint.ServerCPUus), f(jsMint.ServerCPUus), "", "10 ms tick resolution"))
+	b.add(newRow("control", "GET /healthz p50 (Go worker vs JS)", "ms", f(health.Lat.P50ms), f(floor.Lat.P50ms), "<=1.5", ""))
 	b.add(newRow("control", "GET /healthz p99 (Go worker vs JS)", "ms", f(health.Lat.P99ms), f(floor.Lat.P99ms), "", ""))
 	b.add(newRow("control", "workerd CPU per mint / per healthz", "us", f(mint.ServerCPUus), f(floor.ServerCPUus), "", "10 ms tick resolution"))
 }
@@ -396,7 +405,7 @@ func (b *bench) join(ctx context.Context) {
 			b.problem("join: %s", r.Error)
 		}
 	}
-	b.add(newRow("join", "dial -> joined/hello p50", "ms", f(a.Lat.P50ms), f(fl.Lat.P50ms), "<=2", ""))
+	b.add(newRow("join", "dial -> joined/hello p50", "ms", f(a.Lat.P50ms), f(fl.Lat.P50ms), "<=1.5", ""))
 	b.add(newRow("join", "dial -> joined/hello p99", "ms", f(a.Lat.P99ms), f(fl.Lat.P99ms), "<=2", ""))
 	b.add(newRow("join", "first join (creates the object)", "ms", f(a.FirstMs), f(fl.FirstMs), "", ""))
 	b.add(newRow("join", "workerd CPU per join", "us", f(a.ServerCPUus), f(fl.ServerCPUus), "", ""))
@@ -407,16 +416,24 @@ func (b *bench) fanout(ctx context.Context) {
 	for _, n := range b.cfg.Subscribers {
 		a := runFanout(ctx, b.ams, n, b.cfg)
 		fl := runFanout(ctx, b.floor, n, b.cfg)
-		all = append(all, map[string]any{"ams": a, "floor": fl})
-		for _, r := range []fanoutResult{a, fl} {
+		ref := runFanout(ctx, b.ref, n, b.cfg)
+		all = append(all, map[string]any{"ams": a, "floor": fl, "reference_stand_in": ref})
+		for _, r := range []fanoutResult{a, fl, ref} {
 			b.checkIntegrity(fmt.Sprintf("fanout %d subs", n), r.Error, r.Lost, r.SelfEcho, r.Reordered, r.Closed)
 		}
-		target := ""
+		target, cpuTarget := "", ""
 		if n <= 100 {
 			target = ">=0.8"
 		}
+		switch n {
+		case 10:
+			cpuTarget = "<=1.25"
+		case 100:
+			cpuTarget = "<=1.1"
+		}
 		b.add(newRow("fanout", fmt.Sprintf("1 pub x %d subs deliveries/s", n), "1/s", f(a.PerSecond), f(fl.PerSecond), target, ""))
-		b.add(newRow("fanout", fmt.Sprintf("1 pub x %d subs workerd CPU/delivery", n), "us", f(a.ServerCPUus), f(fl.ServerCPUus), "", ""))
+		b.add(newRow("fanout", fmt.Sprintf("1 pub x %d subs workerd CPU/delivery", n), "us", f(a.ServerCPUus), f(fl.ServerCPUus), cpuTarget, ""))
+		b.add(newRow("fanout", fmt.Sprintf("1 pub x %d subs CPU/delivery, JS reference stand-in", n), "us", f(ref.ServerCPUus), f(fl.ServerCPUus), "", "AMS column: plain-JS parse+stamp+forward"))
 		b.add(newRow("fanout", fmt.Sprintf("1 pub x %d subs lost / self-echo", n), "count", f(float64(a.Lost+a.SelfEcho)), f(float64(fl.Lost+fl.SelfEcho)), "", "must be 0"))
 	}
 	b.details["fanout"] = all
@@ -436,7 +453,11 @@ func (b *bench) latency(ctx context.Context) {
 		for _, r := range []latencyResult{a, fl} {
 			b.checkIntegrity("latency "+s.name, r.Error, r.Lost, r.SelfEcho, r.Reordered, r.Closed)
 		}
-		b.add(newRow("latency", s.name+" p50", "ms", f(a.Lat.P50ms), f(fl.Lat.P50ms), "", ""))
+		p50Target := ""
+		if s.pubs == 1 {
+			p50Target = "<=1.3"
+		}
+		b.add(newRow("latency", s.name+" p50", "ms", f(a.Lat.P50ms), f(fl.Lat.P50ms), p50Target, ""))
 		b.add(newRow("latency", s.name+" p99", "ms", f(a.Lat.P99ms), f(fl.Lat.P99ms), "<=1.5", ""))
 		b.add(newRow("latency", s.name+" max", "ms", f(a.Lat.MaxMs), f(fl.Lat.MaxMs), "", ""))
 		b.add(newRow("latency", s.name+" lost / self-echo", "count", f(float64(a.Lost+a.SelfEcho)), f(float64(fl.Lost+fl.SelfEcho)), "", "must be 0"))

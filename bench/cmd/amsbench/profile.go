@@ -52,14 +52,14 @@ func (b *bench) startNamedBroker(ctx context.Context) (*amsTarget, func(), error
 	}
 	cleanup := func() { os.RemoveAll(dir) }
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "app.wasm"), "./cmd/broker")
-	build.Dir = b.root
+	build.Dir = b.broker
 	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("build named wasm: %v: %s", err, out)
 	}
 	for _, f := range []string{"entry.mjs", "wasm_exec.js"} {
-		raw, err := os.ReadFile(filepath.Join(b.root, "build", f))
+		raw, err := os.ReadFile(filepath.Join(b.broker, "build", f))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, f), raw, 0o644)
 		}
@@ -114,7 +114,7 @@ func profileFanout(ctx context.Context, tg target, n int, cfg config) (run profi
 		}
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		run.Profile, err = s.Stop(sctx, 20)
+		run.Profile, err = s.Stop(sctx, 40)
 		if err != nil {
 			run.Error = err.Error()
 		}
@@ -148,7 +148,7 @@ func profileJoins(ctx context.Context, tg target, n int) (run profileRun) {
 	run.Work = fmt.Sprintf("join p50 %.2f ms (profiler attached)", r.Lat.P50ms)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if run.Profile, err = s.Stop(sctx, 20); err != nil {
+	if run.Profile, err = s.Stop(sctx, 40); err != nil {
 		run.Error = err.Error()
 	}
 	return run

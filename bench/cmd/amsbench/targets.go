@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,12 +210,41 @@ func (p *amsPeer) Close() { _ = p.conn.CloseNow() }
 
 // ---- floor ----
 
+// floorTarget is the floor's relay (path "/room/"), or with path "/ref/"
+// its stand-in for the hosted reference (parse, stamp, forward).
 type floorTarget struct {
 	srv  *wranglerdev.Server
 	http *http.Client
+	path string
 }
 
-func (f *floorTarget) Name() string                             { return "floor" }
+func (f *floorTarget) Name() string {
+	if f.path == refPath {
+		return "reference stand-in"
+	}
+	return "floor"
+}
+
+const refPath = "/ref/"
+
+// Mint is the floor's POST /mint: the KV operations of an AMS mint in JS.
+func (f *floorTarget) Mint(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+"/mint", strings.NewReader(`{}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer ams_sk_bench")
+	res, err := f.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST /mint: %s", res.Status)
+	}
+	return nil
+}
 func (f *floorTarget) Server() *wranglerdev.Server              { return f.srv }
 func (f *floorTarget) Prepare(ctx context.Context, n int) error { return nil }
 
@@ -229,7 +259,7 @@ func (f *floorTarget) Control(ctx context.Context) error {
 func (f *floorTarget) Health(ctx context.Context) error { return f.Control(ctx) }
 
 func (f *floorTarget) Join(ctx context.Context, r room, slot int) (peer, error) {
-	ws, _, err := websocket.Dial(ctx, "ws"+f.srv.URL[len("http"):]+"/room/"+r.name, nil)
+	ws, _, err := websocket.Dial(ctx, "ws"+f.srv.URL[len("http"):]+f.path+r.name, nil)
 	if err != nil {
 		return nil, err
 	}

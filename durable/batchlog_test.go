@@ -1,0 +1,229 @@
+package durable
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// memStore is the EventStore double: what survives a crash of the program.
+// It counts its writes, the figure batching exists to cut.
+type memStore struct {
+	t        *testing.T
+	events   []Event
+	reserved int64
+	batches  int
+	reserves []int64
+	link     wire.LinkState
+}
+
+func (s *memStore) AppendBatch(events []Event) {
+	for _, e := range events {
+		if n := len(s.events); n > 0 && e.Seq <= s.events[n-1].Seq {
+			s.t.Errorf("AppendBatch seq %d after %d", e.Seq, s.events[n-1].Seq)
+		}
+		if e.Seq > s.reserved {
+			s.t.Errorf("AppendBatch seq %d above the reservation %d", e.Seq, s.reserved)
+		}
+		e.Frame = slices.Clone(e.Frame)
+		s.events = append(s.events, e)
+	}
+	s.batches++
+}
+
+func (s *memStore) Reserve(seq int64) {
+	if n := len(s.events); n > 0 && seq < s.events[n-1].Seq {
+		s.t.Errorf("Reserve(%d) below the stored seq %d", seq, s.events[n-1].Seq)
+	}
+	s.reserved = seq
+	s.reserves = append(s.reserves, seq)
+}
+
+func (s *memStore) Since(after int64) []Event {
+	var out []Event
+	for _, e := range s.events {
+		if e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (s *memStore) TrimThrough(seq int64) {
+	s.events = slices.DeleteFunc(s.events, func(e Event) bool { return e.Seq <= seq })
+}
+
+func (s *memStore) Sizes() []EventSize {
+	var sizes []EventSize
+	for _, e := range s.events {
+		sizes = append(sizes, EventSize{Seq: e.Seq, Size: len(e.Frame)})
+	}
+	return sizes
+}
+
+func (s *memStore) LastSeq() int64 {
+	last := s.reserved
+	if n := len(s.events); n > 0 {
+		last = max(last, s.events[n-1].Seq)
+	}
+	return last
+}
+
+func (s *memStore) Link() wire.LinkState         { return s.link }
+func (s *memStore) SaveLink(link wire.LinkState) { s.link = link }
+
+func seqs(events []Event) (out []int64) {
+	for _, e := range events {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func event(seq int64) Event {
+	return Event{Seq: seq, StreamID: "str_a", StreamName: "a", Frame: []byte(fmt.Sprintf(`{"seq":%d}`, seq))}
+}
+
+// TestBatchLogWritesInBatches: events reach the store maxBatch at a time,
+// or at the timer's Tick; readers see pending events in order meanwhile;
+// the reservation is written once per `reserve` seqs, not per event.
+func TestBatchLogWritesInBatches(t *testing.T) {
+	store := &memStore{t: t}
+	l := NewBatchLog(store, 4, 100)
+	for seq := int64(1); seq <= 3; seq++ {
+		l.Append(event(seq))
+	}
+	if store.batches != 0 || len(store.events) != 0 {
+		t.Fatalf("3 of a batch of 4 written early: %d writes", store.batches)
+	}
+	if got := seqs(l.Since(1)); !slices.Equal(got, []int64{2, 3}) {
+		t.Errorf("Since(1) with 1..3 pending = %v", got)
+	}
+	l.Append(event(4))
+	if store.batches != 1 || len(store.events) != 4 || l.Pending() != 0 {
+		t.Fatalf("a full batch: %d writes, %d stored, %d pending", store.batches, len(store.events), l.Pending())
+	}
+	l.Append(event(5))
+	if got := seqs(l.Since(0)); !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
+		t.Errorf("Since(0) over stored and pending = %v", got)
+	}
+	if !l.Tick() || store.batches != 2 || len(store.events) != 5 {
+		t.Fatalf("Tick did not flush the pending event or asked for no further tick: %d writes", store.batches)
+	}
+	if !slices.Equal(store.reserves, []int64{100}) {
+		t.Errorf("reservations %v, want one of 1..100", store.reserves)
+	}
+	if l.LastSeq() != 5 {
+		t.Errorf("LastSeq %d", l.LastSeq())
+	}
+	for seq := int64(6); seq <= 201; seq++ {
+		l.Append(event(seq))
+	}
+	if !slices.Equal(store.reserves, []int64{100, 200, 300}) {
+		t.Errorf("reservations %v after 201 seqs, want every 100", store.reserves)
+	}
+	if store.batches != 2+196/4 {
+		t.Errorf("%d writes for 201 events in batches of 4", store.batches)
+	}
+}
+
+// TestBatchLogIdleGivesBackReservation: a tick with no seq used since the
+// previous one cuts the reservation back to the last seq, so a restart then
+// continues right after it.
+func TestBatchLogIdleGivesBackReservation(t *testing.T) {
+	store := &memStore{t: t}
+	l := NewBatchLog(store, 64, 1000)
+	l.Append(event(1))
+	l.Append(event(2))
+	if !l.Tick() {
+		t.Fatal("a tick after new events wants no other")
+	}
+	if store.reserved != 1000 {
+		t.Fatalf("reserved %d while busy", store.reserved)
+	}
+	if l.Tick() {
+		t.Error("an idle tick wants another")
+	}
+	if store.reserved != 2 || NewBatchLog(store, 64, 1000).LastSeq() != 2 {
+		t.Errorf("idle: reserved %d, a restart continues after %d", store.reserved, store.LastSeq())
+	}
+	l.Append(event(3)) // the next seq reserves again before it is used
+	if store.reserved != 1002 {
+		t.Errorf("reserved %d after the idle cut", store.reserved)
+	}
+}
+
+func TestBatchLogTrimCoversPending(t *testing.T) {
+	store := &memStore{t: t}
+	l := NewBatchLog(store, 4, 100)
+	for seq := int64(1); seq <= 6; seq++ {
+		l.Append(event(seq))
+	}
+	l.TrimThrough(5)
+	if got := seqs(l.Since(0)); !slices.Equal(got, []int64{6}) {
+		t.Errorf("after TrimThrough(5): %v", got)
+	}
+	l.Flush()
+	if got := seqs(store.events); !slices.Equal(got, []int64{6}) {
+		t.Errorf("stored after the trim and a flush: %v", got)
+	}
+}
+
+// TestBatchLogCrashNeverReusesSeq: the program dies with a batch pending
+// (sent to peers, not stored). The conversation rebuilt over the same store
+// never gives out a seq it used before, and a resume across the lost batch
+// is answered recovered:false, while one from after the restart is complete.
+func TestBatchLogCrashNeverReusesSeq(t *testing.T) {
+	store := &memStore{t: t}
+	limits := wire.DefaultLimits
+	open := func() *harness {
+		h := &harness{t: t, limits: limits}
+		h.conv = NewConversation(limits, func() time.Time { return testTime }, func() string {
+			h.next++
+			return fmt.Sprintf("conn%04d", h.next)
+		}, NewBatchLog(store, 16, 64))
+		return h
+	}
+	h := open()
+	req := joinRequest("acc_A", "a", false, "")
+	req.Receipts = true
+	pa, _ := h.joinWith(req)
+	_, sb := h.join("acc_B", "b", false, "")
+	h.token(pa, "stored")
+	h.conv.log.(*BatchLog).Tick()
+	stored := h.conv.Seq()
+	for i := 0; i < 5; i++ {
+		h.token(pa, fmt.Sprint("lost ", i))
+	}
+	used := h.conv.Seq()
+	if got := strings.Count(strings.Join(sb.frames(), ""), `"type":"token"`); got != 6 {
+		t.Fatalf("b heard %d tokens live", got)
+	}
+
+	// Crash: the pending batch is gone with the program.
+	h = open()
+	if h.conv.Seq() < used {
+		t.Fatalf("after the crash the conversation is at seq %d, below the %d already used", h.conv.Seq(), used)
+	}
+	for _, after := range []int64{stored, stored + 2} {
+		_, s := h.joinWith(resumeRequest("acc_C", fmt.Sprint("c", after), false, after))
+		if f := joinedFrame(t, s); string(f["recovered"]) != "false" {
+			t.Errorf("resume from %d across the lost batch %d..%d: recovered %s", after, stored+1, used, f["recovered"])
+		}
+	}
+	pa2, sa2 := h.joinWith(req)
+	sa2.reset()
+	h.token(pa2, "after")
+	receipt := decodeFrame(t, sa2.frames()[0])
+	if seqOf(t, receipt) <= used {
+		t.Errorf("seq %d reused after the crash (used up to %d)", seqOf(t, receipt), used)
+	}
+	from := h.conv.Seq() - 1
+	_, s := h.joinWith(resumeRequest("acc_D", "d", false, from))
+	if f := joinedFrame(t, s); string(f["recovered"]) != "true" {
+		t.Errorf("resume from %d, after the restart: recovered %s", from, f["recovered"])
+	}
+}

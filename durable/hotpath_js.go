@@ -1,0 +1,193 @@
+package durable
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"unsafe"
+
+	"github.com/ams-dev/ams/bridge"
+	"github.com/ams-dev/ams/wire"
+)
+
+// The socket hot path. A js.FuncOf event costs more than the whole fan-out
+// of a token to ten sockets (../BENCHMARKS.md): syscall/js wraps the event,
+// each argument is a js.Value with a GC finalizer, and Go's scheduler makes
+// a round trip. So webSocketMessage enters Go through a //go:wasmexport
+// function that takes integers: entry.mjs writes the message into hotIn
+// (UTF-8, TextEncoder.encodeInto) and passes the object's incarnation, the
+// sending socket's slot (the number entry.mjs gave it when Go adopted it)
+// and the length. Go answers with ops in hotOut, which entry.mjs performs in
+// one loop (perform): send a frame to a list of slots, close a slot. Nothing
+// in the common case makes a js.Value. A panic is handled as on the
+// js.FuncOf path (conversation_js.go's settled and closeOnPanic). Anything rarer (storage writes,
+// attachments, adopting) still uses syscall/js from inside the export; the
+// finalizers of those values, and goroutines woken by the event (MCP reads
+// waiting for it), run at the next scheduler turn, which the export gives
+// every gcEvery calls and after waking a reader: exports do not run the
+// scheduler themselves (../shared/BRIDGE.md).
+//
+// The arrays are package-level so their addresses never change; a
+// memory.grow detaches entry.mjs's views of them, which it checks after
+// every call. A message that does not fit hotIn, a binary one, or one for an
+// object or socket Go does not know yet (a woken object's first event, the
+// first event after Go restarted) takes the js.FuncOf path, which rebuilds
+// the object and adopts its sockets.
+var (
+	hotIn  [1 << 20]byte
+	hotOut [2 << 20]byte
+	hot    opWriter
+	calls  int
+)
+
+// gcEvery bounds how many exports run without a scheduler turn.
+const gcEvery = 64
+
+// Ops, as entry.mjs's perform reads them (little-endian uint32s):
+//
+//	opSend  len, frame[len], count, slot[count]
+//	opClose slot, code, len, reason[len]
+const (
+	opSend  = 1
+	opClose = 2
+)
+
+// amsBuffer tells entry.mjs where the arrays are: 0 and 1 are hotIn's
+// address and size, 2 and 3 hotOut's.
+//
+//go:wasmexport amsBuffer
+func amsBuffer(which int32) int32 {
+	switch which {
+	case 0:
+		return int32(uintptr(unsafe.Pointer(&hotIn[0])))
+	case 1:
+		return int32(len(hotIn))
+	case 2:
+		return int32(uintptr(unsafe.Pointer(&hotOut[0])))
+	case 3:
+		return int32(len(hotOut))
+	}
+	return 0
+}
+
+// amsMessage handles the text message of n bytes in hotIn from the socket
+// adopted as slot by the object of incarnation. It returns the length of
+// the ops in hotOut, or -1 when entry.mjs must take the js.FuncOf path.
+//
+//go:wasmexport amsMessage
+func amsMessage(incarnation, slot, n int32) (result int32) {
+	o := objects[int(incarnation)]
+	if o == nil || o.unsettled || n < 0 || int(n) > len(hotIn) {
+		return -1 // unknown, or to be rebuilt after a panic: load does it
+	}
+	connID, ok := o.slots[slot]
+	if !ok {
+		return 0 // a socket whose stream is gone: displaced or closed
+	}
+	woke := o.waiters.waiting()
+	hot.begin(o)
+	o.unsettled = true
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stderr, "ams: recovered panic in amsMessage: %v\n%s", r, debug.Stack())
+				closeAfterPanic(slot)
+			}
+		}()
+		o.conv.Receive(connID, hotIn[:n])
+		o.unsettled = false
+	}()
+	result = int32(hot.end())
+	if calls++; woke || calls%gcEvery == 0 {
+		runtime.Gosched()
+	}
+	return result
+}
+
+// closeAfterPanic is closeOnPanic for the hot path: the sender of the event
+// that panicked is closed 4500, touching none of the object's Go state,
+// which stays unsettled: the next event (this close's, or any) takes the
+// js.FuncOf path and rebuilds it, and peers then see the stream leave.
+func closeAfterPanic(slot int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "ams: recovered panic in amsMessage's fallback: %v\n", r)
+		}
+	}()
+	wire.InjectFallbackFault()
+	hot.close(slot, wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
+}
+
+// opWriter appends ops to hotOut while an export runs.
+type opWriter struct {
+	o      *object // the object whose sockets the slots name; nil outside an export
+	n      int
+	drains int // times hotOut filled up within one call (tests and logs)
+}
+
+func (w *opWriter) begin(o *object) { w.o, w.n = o, 0 }
+
+func (w *opWriter) end() int {
+	n := w.n
+	w.o, w.n = nil, 0
+	return n
+}
+
+// active reports whether o's sends and closes go to hotOut.
+func (w *opWriter) active(o *object) bool { return w.o == o }
+
+// room makes need bytes available, handing what is written to entry.mjs
+// first if hotOut is full. It reports false for an op larger than hotOut.
+func (w *opWriter) room(need int) bool {
+	if need > len(hotOut) {
+		return false
+	}
+	if w.n+need > len(hotOut) {
+		w.o.self.Call("drain", w.n)
+		w.n = 0
+		w.drains++
+	}
+	return true
+}
+
+func (w *opWriter) u32(v uint32) {
+	binary.LittleEndian.PutUint32(hotOut[w.n:], v)
+	w.n += 4
+}
+
+// send queues frame for the sockets of to; it reports false if the op cannot
+// fit, and the caller sends another way.
+func (w *opWriter) send(frame []byte, to []*socket) bool {
+	if !w.room(9 + len(frame) + 4*len(to)) {
+		return false
+	}
+	hotOut[w.n] = opSend
+	w.n++
+	w.u32(uint32(len(frame)))
+	w.n += copy(hotOut[w.n:], frame)
+	w.u32(uint32(len(to)))
+	for _, s := range to {
+		w.u32(uint32(s.slot))
+	}
+	return true
+}
+
+func (w *opWriter) close(slot int32, code int, reason string) bool {
+	code, reason = bridge.ServerCloseCode(code, reason)
+	if !w.room(13 + len(reason)) {
+		return false
+	}
+	hotOut[w.n] = opClose
+	w.n++
+	w.u32(uint32(slot))
+	w.u32(uint32(code))
+	w.u32(uint32(len(reason)))
+	w.n += copy(hotOut[w.n:], reason)
+	return true
+}
+
+// waiting reports whether a read waits for the next event (whose goroutine
+// an export must let run).
+func (w *Waiters) waiting() bool { return len(w.chans) > 0 }
