@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +253,81 @@ func TestRotationsRace(t *testing.T) {
 	}
 	if linkAdmits(t, r.conv.MagicLink, r.owner, "original") {
 		t.Error("the original link survived")
+	}
+}
+
+// TestReferenceKV: a deployment over an AMS_KV namespace the hosted
+// reference wrote keeps working. The records are put into the local KV with
+// wrangler, in the reference's shapes (20-character ULIDs, no link
+// generation, names never claimed in a namespace object), before the broker
+// starts on that state: the account authenticates and mints, its
+// conversation inspects and joins, and its names stay taken.
+func TestReferenceKV(t *testing.T) {
+	persist, err := os.MkdirTemp("", "ams-e2e-reference-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(persist) })
+	vars := map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(32), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32)}
+	peppers := wire.Peppers{Credential: vars["AMS_CREDENTIAL_PEPPER"], Permissive: vars["AMS_PERMISSIVE_TOKEN_PEPPER"]}
+	const (
+		accountID      = "acc_01HZX3K9QW7M2N4P5R"
+		conversationID = "conv_01HZX3KA1B2C3D4E5F"
+		credential     = "ams_sk_referenceCredential0123456789abcdefghij"
+		token          = "referenceToken0123456789abcdefghijklmnop"
+	)
+	records := []map[string]string{
+		{"key": "account:" + accountID, "value": fmt.Sprintf(`{"account_id":%q,"namespace":"legacy","credential_hash":%q,"created_at":"2026-05-02T10:00:00.000Z"}`,
+			accountID, peppers.CredentialHash(credential))},
+		{"key": "namespace:legacy", "value": accountID},
+		{"key": "credindex:" + peppers.CredentialHash(credential), "value": accountID},
+		{"key": "conversation:" + conversationID, "value": fmt.Sprintf(`{"conversation_id":%q,"alias":"old-room","namespace":"legacy","owner_account_id":%q,"id_kind":"uuid","permissive_token_hash":%q,"metadata":{"topic":"from the reference"},"created_at":"2026-05-02T10:01:00.000Z"}`,
+			conversationID, accountID, peppers.PermissiveTokenHash(token))},
+		{"key": "alias:legacy:old-room", "value": conversationID},
+	}
+	bulk := filepath.Join(persist, "reference.json")
+	if err := os.WriteFile(bulk, mustJSON(t, records), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	put := exec.Command(filepath.Join(repoRoot, "node_modules/.bin/wrangler"), "kv", "bulk", "put", bulk,
+		"--binding", "AMS_KV", "--local", "--persist-to", persist, "--config", filepath.Join(repoRoot, "wrangler.toml"))
+	put.Env = append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=true")
+	if out, err := put.CombinedOutput(); err != nil {
+		t.Fatalf("wrangler kv bulk put: %v\n%s", err, out)
+	}
+	b, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+
+	status, _, body := callURL(t, b.URL, "GET", "/v1/legacy/conversations/old-room?t="+token, nil, "")
+	if meta, _ := body["metadata"].(map[string]any); status != http.StatusOK || body["conversation_id"] != conversationID || meta["topic"] != "from the reference" {
+		t.Fatalf("inspect a reference conversation: %d %v", status, body)
+	}
+	link := b.URL + "/legacy/conversations/old-room?t=" + token
+	conn, joined, err := client.Join(testContext(t, 30*time.Second), link, client.DialOptions{Credential: credential, StreamName: "old-timer"})
+	if err != nil {
+		t.Fatalf("join a reference conversation: %v", err)
+	}
+	conn.CloseNow()
+	if joined.ConversationID != conversationID {
+		t.Fatalf("joined %s", joined.Raw)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + credential}
+	if status, _, body := callURL(t, b.URL, "POST", "/v1/legacy/conversations", auth, `{"alias":"new-room"}`); status != http.StatusCreated {
+		t.Fatalf("mint with a reference account: %d %v", status, body)
+	}
+	status, _, body = callURL(t, b.URL, "POST", "/v1/legacy/conversations", auth, `{"alias":"old-room"}`)
+	wantError(t, status, body, wire.ErrAliasTaken)
+	status, _, body = callURL(t, b.URL, "POST", "/v1/accounts", nil, `{"namespace":"legacy"}`)
+	wantError(t, status, body, wire.ErrNamespaceTaken)
+	// Rotating a reference conversation works, and revokes.
+	status, _, body = callURL(t, b.URL, "POST", "/v1/legacy/conversations/old-room/rotate", auth, "")
+	if status != http.StatusOK {
+		t.Fatalf("rotate a reference conversation: %d %v", status, body)
+	}
+	if status, _, _ := callURL(t, b.URL, "GET", "/v1/legacy/conversations/old-room?t="+token, nil, ""); status != http.StatusForbidden {
+		t.Fatalf("the reference link after rotation: %d", status)
 	}
 }
