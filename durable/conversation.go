@@ -32,6 +32,13 @@
 // seqs are reserved durably ahead of use so none is ever reused, and a
 // resume across a batch lost in a crash is answered recovered:false.
 //
+// The object owns the conversation's magic link, because Workers KV cannot
+// order two writes: each rotation is issued here (the next generation and the
+// new token's hash, saved before the Worker writes KV), closes the streams of
+// older generations 4001 magic_link_rotated, and from then on a join of an
+// older generation is refused. The Worker asks the object (LinkPath) about any
+// token its possibly stale KV record does not know.
+//
 // Socket messages reach Go through a //go:wasmexport function with the text
 // in wasm memory, and Go answers with send/close ops that build/entry.mjs
 // performs in one loop (hotpath_js.go): no js.Value per event. Everything

@@ -16,31 +16,43 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// race sends n requests at once and counts their answers by status and
-// error code ("201", "409 namespace_taken").
-func raceCalls(t *testing.T, n int, method, path string, header map[string]string, body string) map[string]int {
+// answer is one HTTP answer of a race.
+type answer struct {
+	status int
+	body   map[string]any
+}
+
+// key names an answer by status and error code ("201 ", "409 namespace_taken").
+func (a answer) key() string {
+	code, _ := a.body["error"].(string)
+	return fmt.Sprint(a.status, " ", code)
+}
+
+// raceCalls sends n copies of one request at once.
+func raceCalls(t *testing.T, n int, method, path string, header map[string]string, body string) []answer {
 	t.Helper()
-	var mu sync.Mutex
-	counts := map[string]int{}
+	answers := make([]answer, n)
 	var start, done sync.WaitGroup
 	start.Add(1)
-	for range n {
+	for i := range answers {
 		done.Add(1)
 		go func() {
 			defer done.Done()
 			start.Wait()
 			status, _, reply := call(t, method, path, header, body)
-			key := fmt.Sprint(status)
-			if code, _ := reply["error"].(string); code != "" {
-				key += " " + code
-			}
-			mu.Lock()
-			counts[key]++
-			mu.Unlock()
+			answers[i] = answer{status, reply}
 		}()
 	}
 	start.Done()
 	done.Wait()
+	return answers
+}
+
+func countAnswers(answers []answer) map[string]int {
+	counts := map[string]int{}
+	for _, a := range answers {
+		counts[a.key()]++
+	}
 	return counts
 }
 
@@ -48,8 +60,8 @@ func raceCalls(t *testing.T, n int, method, path string, header map[string]strin
 // one account; the other 19 are told the name is taken.
 func TestNamespaceClaimRace(t *testing.T) {
 	ns := "race-" + randomHex(5)
-	counts := raceCalls(t, 20, "POST", "/v1/accounts", nil, `{"namespace":"`+ns+`"}`)
-	if counts["201"] != 1 || counts["409 namespace_taken"] != 19 {
+	counts := countAnswers(raceCalls(t, 20, "POST", "/v1/accounts", nil, `{"namespace":"`+ns+`"}`))
+	if counts["201 "] != 1 || counts["409 namespace_taken"] != 19 {
 		t.Fatalf("20 concurrent claims of %s: %v, want one 201 and 19 × 409 namespace_taken", ns, counts)
 	}
 	status, _, body := call(t, "POST", "/v1/accounts", nil, `{"namespace":"`+ns+`"}`)
@@ -61,29 +73,14 @@ func TestNamespaceClaimRace(t *testing.T) {
 func TestAliasClaimRace(t *testing.T) {
 	acc := newAccount(t)
 	auth := map[string]string{"Authorization": "Bearer " + acc.Credential}
-	var mu sync.Mutex
+	answers := raceCalls(t, 20, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"contested"}`)
 	var links []string
-	counts := map[string]int{}
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for range 20 {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			status, _, reply := call(t, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"contested"}`)
-			mu.Lock()
-			defer mu.Unlock()
-			code, _ := reply["error"].(string)
-			counts[fmt.Sprint(status, " ", code)]++
-			if link, _ := reply["magic_link"].(string); status == http.StatusCreated {
-				links = append(links, link)
-			}
-		}()
+	for _, a := range answers {
+		if a.status == http.StatusCreated {
+			links = append(links, a.body["magic_link"].(string))
+		}
 	}
-	start.Done()
-	done.Wait()
-	if counts["201 "] != 1 || counts["409 alias_taken"] != 19 || len(links) != 1 {
+	if counts := countAnswers(answers); counts["201 "] != 1 || counts["409 alias_taken"] != 19 || len(links) != 1 {
 		t.Fatalf("20 concurrent mints of one alias: %v, want one 201 and 19 × 409 alias_taken", counts)
 	}
 	join(t, links[0], client.DialOptions{Credential: acc.Credential, StreamName: "winner"})
@@ -215,27 +212,13 @@ func TestRotationsRace(t *testing.T) {
 		t.Fatalf("inspect: %d %v", status, body)
 	}
 	const n = 4
-	var mu sync.Mutex
 	links := map[int64]string{}
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for range n {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			status, _, body := call(t, "POST", base+"/rotate", map[string]string{"Authorization": "Bearer " + r.owner.Credential}, "")
-			if status != http.StatusOK {
-				t.Errorf("rotate: %d %v", status, body)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			links[int64(body["link_generation"].(float64))] = body["magic_link"].(string)
-		}()
+	for _, a := range raceCalls(t, n, "POST", base+"/rotate", map[string]string{"Authorization": "Bearer " + r.owner.Credential}, "") {
+		if a.status != http.StatusOK {
+			t.Fatalf("rotate: %d %v", a.status, a.body)
+		}
+		links[int64(a.body["link_generation"].(float64))] = a.body["magic_link"].(string)
 	}
-	start.Done()
-	done.Wait()
 	if len(links) != n {
 		t.Fatalf("%d concurrent rotations gave generations %v, want %d distinct", n, links, n)
 	}
