@@ -45,10 +45,7 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 	}
 	// The KV namespace key goes last: should a write fail, the claim is
 	// released and no half-created account blocks the name.
-	kv := s.KV
-	if s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != "" {
-		kv = unpropagatedKV{s.KV}
-	}
+	kv, _ := s.writeKV(r)
 	err = parallel(
 		func() error { return putJSON(ctx, kv, accountKey(acc.AccountID), acc) },
 		func() error { return kv.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },

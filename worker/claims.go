@@ -92,6 +92,16 @@ func (s *Service) ownedAccount(ctx context.Context, ns string) (*Account, error)
 	return &acc, nil
 }
 
+// writeKV is the KV a request's writes go to, and whether fault injection
+// holds them back (wire.FaultKVLagHeader): a held-back write also stays out
+// of the isolate's cache, as in another isolate.
+func (s *Service) writeKV(r *http.Request) (KV, bool) {
+	if s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != "" {
+		return unpropagatedKV{s.KV}, true
+	}
+	return s.KV, false
+}
+
 // unpropagatedKV is KV as another location sees it right after a write:
 // the writes have not arrived. Fault injection uses it to prove that a mint
 // is served by its owner before KV catches up.

@@ -261,3 +261,24 @@ func TestAccountServedByOwnerBeforeKV(t *testing.T) {
 	// Nor for a wrong credential.
 	serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", wire.CredentialPrefix+"forged", `{}`), http.StatusUnauthorized)
 }
+
+// TestMintKVWriteFails: the alias is claimed but its KV records fail to
+// land. The mint stands (the owner holds the record): its link is answered,
+// inspects and joins, and the alias stays taken.
+func TestMintKVWriteFails(t *testing.T) {
+	f := newFixture(t)
+	f.s.Objects = newFakeObjects(t, f.s.Limits)
+	f.s.Cache = NewCache()
+	f.s.KV = failingKV{f.s.KV}
+	minted := serve(t, f.s, newRequest("POST", "https://ams.example/v1/demo/conversations", f.credential, `{"alias":"shaky"}`), http.StatusCreated)
+	link := jsonString(t, minted["magic_link"])
+	other := *f.s
+	other.Cache = NewCache()
+	for _, s := range []*Service{f.s, &other} {
+		if join, refusal := s.Admit(connectRequest(link, f.credential)); refusal != nil || join.ConversationID != jsonString(t, minted["conversation_id"]) {
+			t.Fatalf("join: %+v %+v", join, refusal)
+		}
+		serve(t, s, newRequest("GET", "https://ams.example/v1/demo/conversations/shaky?t="+strings.SplitN(link, "?t=", 2)[1], "", ""), http.StatusOK)
+		serve(t, s, newRequest("POST", "https://ams.example/v1/demo/conversations", f.credential, `{"alias":"shaky"}`), http.StatusConflict)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/ams-dev/ams/wire"
@@ -95,17 +97,15 @@ func (s *Service) mint(r *http.Request, acc *Account, body createConversationBod
 		return nil, err
 	}
 	alias := rec.Alias
-	kv, lagging := s.KV, s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != ""
-	if lagging {
-		kv = unpropagatedKV{s.KV}
-	}
+	kv, lagging := s.writeKV(r)
 	// Both writes in flight at once: a mint costs one KV round trip, not two.
-	// Until they land everywhere, lookups fall back to the alias's owner.
+	// Until they land everywhere — or should they fail — lookups fall back
+	// to the alias's owner, which holds the record: the mint stands.
 	if err := parallel(
 		func() error { return putJSON(ctx, kv, conversationKey(rec.ConversationID), rec) },
 		func() error { return kv.Put(ctx, aliasKey(ns, alias), rec.ConversationID) },
 	); err != nil {
-		return nil, err
+		fmt.Fprintf(os.Stderr, "ams: mint of %s: KV write failed, the namespace object serves it\n", rec.ConversationID)
 	}
 	if !lagging {
 		s.Cache.keepConversation(&rec, s.Now())

@@ -49,10 +49,7 @@ func (s *Service) rotateLink(w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	rec.PermissiveTokenHash, rec.LinkGeneration = link.TokenHash, link.Generation
-	kv, lagging := s.KV, s.FaultInjection && r.Header.Get(wire.FaultKVLagHeader) != ""
-	if lagging {
-		kv = unpropagatedKV{s.KV}
-	}
+	kv, lagging := s.writeKV(r)
 	if err := putJSON(ctx, kv, conversationKey(rec.ConversationID), rec); err != nil {
 		// The object holds the new link; KV catches up on the next rotation.
 		fmt.Fprintf(os.Stderr, "ams: rotation of %s: KV write failed, the object serves the link\n", rec.ConversationID)
