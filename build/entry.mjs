@@ -13,6 +13,7 @@ let hot; // the instance's exports and views of its hot-path arrays
 function broker(env) {
   if (!go || go.exited) {
     go = new Go();
+    go.env = { GOGC: "400" };
     handlers = hot = undefined;
     ready = new Promise((resolve) => {
       // syumai/workers reads env from globalThis.context; Go adds its handlers to binding.
@@ -52,7 +53,7 @@ function message(incarnation, slot, text) {
   if (read !== text.length) return SLOW;
   let n;
   try {
-    n = hot.x.amsMessage(incarnation, slot, written);
+    n = hot.x.amsMessage(incarnation, slot, written, Date.now());
   } catch (err) {
     go = handlers = hot = undefined;
     throw err;

@@ -1,6 +1,12 @@
 package durable
 
-import "github.com/ams-dev/ams/wire"
+import (
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/ams-dev/ams/wire"
+)
 
 // EventStore is the durable half of a BatchLog: the Durable Object's SQLite
 // storage in production (eventlog_js.go).
@@ -149,3 +155,52 @@ func (l *BatchLog) LastSeq() int64 { return l.last }
 func (l *BatchLog) Link() wire.LinkState { return l.store.Link() }
 
 func (l *BatchLog) SaveLink(link wire.LinkState) { l.store.SaveLink(link) }
+
+// EncodeBatch is how a store keeps one batch in one row: the frames back to
+// back, and meta, a JSON array of [seq, stream_id, stream_name, frame
+// length] per event. One row per batch, not per event, is what makes a
+// batch cheap to write (BENCHMARKS.md).
+func EncodeBatch(events []Event, meta, frames []byte) ([]byte, []byte) {
+	meta = append(meta[:0], '[')
+	frames = frames[:0]
+	for i, e := range events {
+		if i > 0 {
+			meta = append(meta, ',')
+		}
+		meta = append(meta, '[')
+		meta = strconv.AppendInt(meta, e.Seq, 10)
+		meta = append(meta, ',')
+		meta = wire.AppendJSONString(meta, e.StreamID)
+		meta = append(meta, ',')
+		meta = wire.AppendJSONString(meta, e.StreamName)
+		meta = append(meta, ',')
+		meta = strconv.AppendInt(meta, int64(len(e.Frame)), 10)
+		meta = append(meta, ']')
+		frames = append(frames, e.Frame...)
+	}
+	return append(meta, ']'), frames
+}
+
+// DecodeBatch returns the events of a batch with Seq > after, or false if
+// the row is not one EncodeBatch wrote.
+func DecodeBatch(meta, frames []byte, after int64) ([]Event, bool) {
+	if !gjson.ValidBytes(meta) {
+		return nil, false
+	}
+	var events []Event
+	at, ok := 0, true
+	gjson.ParseBytes(meta).ForEach(func(_, e gjson.Result) bool {
+		f := e.Array()
+		if len(f) != 4 || f[3].Int() < 0 || at+int(f[3].Int()) > len(frames) {
+			ok = false
+			return false
+		}
+		n := int(f[3].Int())
+		if seq := f[0].Int(); seq > after {
+			events = append(events, Event{Seq: seq, StreamID: f[1].String(), StreamName: f[2].String(), Frame: frames[at : at+n : at+n]})
+		}
+		at += n
+		return true
+	})
+	return events, ok && at == len(frames)
+}

@@ -227,3 +227,36 @@ func TestBatchLogCrashNeverReusesSeq(t *testing.T) {
 		t.Errorf("resume from %d, after the restart: recovered %s", from, f["recovered"])
 	}
 }
+
+// TestBatchRowRoundTrip: a batch row gives back its events byte for byte,
+// from any seq on, and a row that is not one EncodeBatch wrote is refused.
+func TestBatchRowRoundTrip(t *testing.T) {
+	events := []Event{
+		{Seq: 7, StreamID: "str_a", StreamName: "a", Frame: []byte(`{"type":"token","data":"\u00e9\"q\\"}`)},
+		{Seq: 8, StreamID: "str_\"b", StreamName: "b\n", Frame: []byte(`{}`)},
+		{Seq: 10, StreamID: "str_c", StreamName: "c", Frame: []byte("{\"data\":\"日本\"}")},
+	}
+	meta, frames := EncodeBatch(events, nil, nil)
+	for after, want := range map[int64][]Event{0: events, 7: events[1:], 9: events[2:], 10: nil} {
+		got, ok := DecodeBatch(meta, frames, after)
+		if !ok || len(got) != len(want) {
+			t.Fatalf("after %d: %d events, ok %v", after, len(got), ok)
+		}
+		for i := range got {
+			if got[i].Seq != want[i].Seq || got[i].StreamID != want[i].StreamID || got[i].StreamName != want[i].StreamName || string(got[i].Frame) != string(want[i].Frame) {
+				t.Errorf("after %d: event %d = %+v, want %+v", after, i, got[i], want[i])
+			}
+		}
+	}
+	for name, bad := range map[string][2][]byte{
+		"frames cut short":  {meta, frames[:len(frames)-1]},
+		"frames too long":   {meta, append(slices.Clone(frames), 'x')},
+		"not json":          {[]byte(`[[1,"a","a",2]`), []byte(`{}`)},
+		"negative length":   {[]byte(`[[1,"a","a",-2]]`), nil},
+		"wrong field count": {[]byte(`[[1,"a",2]]`), []byte(`{}`)},
+	} {
+		if _, ok := DecodeBatch(bad[0], bad[1], 0); ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

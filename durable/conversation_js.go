@@ -160,7 +160,7 @@ func load(args []js.Value) *object {
 	}
 	self.Set("flushMillis", limits.ReplayFlushMillis)
 	o.log = NewBatchLog(newSQLEventLog(o.sql), limits.ReplayFlushEvents, seqReserve)
-	o.conv = NewConversation(limits, time.Now, func() string { return ulid.Make().String() }, o.log)
+	o.conv = NewConversation(limits, o.now, func() string { return ulid.Make().String() }, o.log)
 	o.conv.OnEmit = o.emitted
 	o.conv.Broadcast = o.broadcast
 	o.conv.FaultInjection = env(wire.FaultInjectionVar) == "1"

@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"strconv"
 	"syscall/js"
 	"unsafe"
 
@@ -15,24 +14,26 @@ import (
 type sqlEventLog struct {
 	sql    sqlStorage
 	insert js.Value // the batch INSERT, as a JS string made once
-	meta   []byte   // a batch's [[seq, stream_id, stream_name, offset, length], ...], reused
-	frames []byte   // its frames, back to back, reused
+	meta   []byte   // EncodeBatch's buffers, reused
+	frames []byte
 }
 
 var uint8Array = js.Global().Get("Uint8Array")
 
+// Events live one row per batch in event_batches (EncodeBatch), keyed by the
+// batch's last seq; rows of events are what an older version wrote, one per
+// event, and are read and trimmed the same way until they are gone.
 func newSQLEventLog(sql sqlStorage) *sqlEventLog {
-	// A batch crosses into JS as two values, its frames as one byte array
-	// (a BLOB, so SQLite cuts it by byte offsets) and the rest as JSON;
-	// SQLite unpacks them: cheaper than four bound values per event, and
-	// the frames need no escaping.
-	l := &sqlEventLog{sql: sql, insert: js.ValueOf(`INSERT INTO events (seq, stream_id, stream_name, frame)
-		SELECT value ->> 0, value ->> 1, value ->> 2, CAST(substr(?, value ->> 3, value ->> 4) AS TEXT) FROM json_each(?)`)}
+	l := &sqlEventLog{sql: sql, insert: js.ValueOf("INSERT INTO event_batches (last_seq, meta, frames) VALUES (?, ?, ?)")}
 	l.exec(`CREATE TABLE IF NOT EXISTS events (
 		seq INTEGER PRIMARY KEY,
 		stream_id TEXT NOT NULL,
 		stream_name TEXT NOT NULL,
 		frame TEXT NOT NULL)`)
+	l.exec(`CREATE TABLE IF NOT EXISTS event_batches (
+		last_seq INTEGER PRIMARY KEY,
+		meta TEXT NOT NULL,
+		frames BLOB NOT NULL)`)
 	l.exec(`CREATE TABLE IF NOT EXISTS conversation_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
 	l.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, token_hash TEXT NOT NULL)`)
 	return l
@@ -42,31 +43,13 @@ func (l *sqlEventLog) exec(query string, bindings ...any) js.Value {
 	return l.sql.Exec(query, bindings...)
 }
 
-// AppendBatch writes events in one statement.
+// AppendBatch writes events as one row: three values cross into JS, the
+// frames as one byte array.
 func (l *sqlEventLog) AppendBatch(events []Event) {
-	meta, frames := append(l.meta[:0], '['), l.frames[:0]
-	for i, e := range events {
-		if i > 0 {
-			meta = append(meta, ',')
-		}
-		meta = append(meta, '[')
-		meta = strconv.AppendInt(meta, e.Seq, 10)
-		meta = append(meta, ',')
-		meta = wire.AppendJSONString(meta, e.StreamID)
-		meta = append(meta, ',')
-		meta = wire.AppendJSONString(meta, e.StreamName)
-		meta = append(meta, ',')
-		meta = strconv.AppendInt(meta, int64(len(frames)+1), 10) // substr counts from 1
-		meta = append(meta, ',')
-		meta = strconv.AppendInt(meta, int64(len(e.Frame)), 10)
-		meta = append(meta, ']')
-		frames = append(frames, e.Frame...)
-	}
-	meta = append(meta, ']')
-	l.meta, l.frames = meta, frames
-	blob := uint8Array.New(len(frames))
-	js.CopyBytesToJS(blob, frames)
-	l.sql.Exec(l.insert, blob.Get("buffer"), unsafe.String(unsafe.SliceData(meta), len(meta)))
+	l.meta, l.frames = EncodeBatch(events, l.meta, l.frames)
+	blob := uint8Array.New(len(l.frames))
+	js.CopyBytesToJS(blob, l.frames)
+	l.sql.Exec(l.insert, float64(events[len(events)-1].Seq), unsafe.String(unsafe.SliceData(l.meta), len(l.meta)), blob.Get("buffer"))
 }
 
 func (l *sqlEventLog) Since(after int64) []Event {
@@ -81,11 +64,29 @@ func (l *sqlEventLog) Since(after int64) []Event {
 			Frame:      []byte(row.Get("frame").String()),
 		}
 	}
+	l.batches(after, func(batch []Event) { events = append(events, batch...) })
 	return events
 }
 
+// batches calls fn with the events after after of every batch holding one.
+func (l *sqlEventLog) batches(after int64, fn func([]Event)) {
+	rows := l.exec("SELECT meta, frames FROM event_batches WHERE last_seq > ? ORDER BY last_seq", float64(after)).Call("toArray")
+	for i := 0; i < rows.Length(); i++ {
+		row := rows.Index(i)
+		blob := uint8Array.New(row.Get("frames"))
+		frames := make([]byte, blob.Length())
+		js.CopyBytesToGo(frames, blob)
+		if batch, ok := DecodeBatch([]byte(row.Get("meta").String()), frames, after); ok {
+			fn(batch)
+		}
+	}
+}
+
+// TrimThrough deletes what lies at or below seq: a batch only when all of
+// it does (Since filters the rest).
 func (l *sqlEventLog) TrimThrough(seq int64) {
 	l.exec("DELETE FROM events WHERE seq <= ?", float64(seq))
+	l.exec("DELETE FROM event_batches WHERE last_seq <= ?", float64(seq))
 }
 
 func (l *sqlEventLog) Sizes() []EventSize {
@@ -95,12 +96,18 @@ func (l *sqlEventLog) Sizes() []EventSize {
 		row := rows.Index(i)
 		sizes[i] = EventSize{Seq: int64(row.Get("seq").Float()), Size: row.Get("size").Int()}
 	}
+	l.batches(0, func(batch []Event) {
+		for _, e := range batch {
+			sizes = append(sizes, EventSize{Seq: e.Seq, Size: len(e.Frame)})
+		}
+	})
 	return sizes
 }
 
 func (l *sqlEventLog) LastSeq() int64 {
 	row := l.exec(`SELECT max(
 		coalesce((SELECT max(seq) FROM events), 0),
+		coalesce((SELECT max(last_seq) FROM event_batches), 0),
 		coalesce((SELECT value FROM conversation_state WHERE key = 'seq'), 0)) AS seq`).Call("one")
 	return int64(row.Get("seq").Float())
 }
