@@ -29,6 +29,8 @@ type BrokerOptions struct {
 	Vars map[string]string
 	// PersistDir keeps local KV and Durable Object state; empty means a temp dir.
 	PersistDir string
+	// Port is the port to listen on; zero means a free one.
+	Port int
 }
 
 var repoRoot = func() string {
@@ -70,7 +72,7 @@ func StartBroker(opts BrokerOptions) (*Broker, error) {
 	}
 	srv, err := wranglerdev.Start(context.Background(), wranglerdev.Options{
 		Name: "ams-e2e", Wrangler: wrangler, Config: config, Main: filepath.Join(build, "entry.mjs"),
-		Vars: vars, ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second, PersistDir: opts.PersistDir,
+		Vars: vars, ReadyPath: "/healthz", ReadyTimeout: 90 * time.Second, PersistDir: opts.PersistDir, Port: opts.Port,
 	})
 	if err != nil {
 		os.RemoveAll(build)

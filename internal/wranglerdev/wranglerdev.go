@@ -45,6 +45,10 @@ type Options struct {
 	// PersistDir keeps local KV and Durable Object state across runs; empty
 	// means a directory removed by Stop.
 	PersistDir string
+	// Port to listen on; zero means a free one. A restart on the same port
+	// and PersistDir is the same broker to its clients (magic links name
+	// the host).
+	Port int
 }
 
 // Server is a running `wrangler dev`.
@@ -100,9 +104,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.WriteFile(configPath, config, 0o644); err != nil {
 		return fail(err)
 	}
-	port, err := FreePort()
-	if err != nil {
-		return fail(err)
+	port := opts.Port
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return fail(err)
+		}
 	}
 	inspector, err := FreePort()
 	if err != nil {
