@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -62,9 +63,17 @@ func report(env Env, err error) int {
 		return ExitOK
 	}
 	msg, code := describe(err)
-	fmt.Fprintln(env.Stderr, "ams: "+msg)
+	fmt.Fprintln(env.Stderr, "ams: "+redactToken(msg))
 	return code
 }
+
+// linkToken matches the t of a magic link inside a message (Go's URL
+// errors quote the URL they failed on).
+var linkToken = regexp.MustCompile(`([?&]t=)[^&\s"']+`)
+
+// redactToken hides a link's t in text meant for a person: the link is a
+// secret, and terminals are recorded, shared and screenshotted.
+func redactToken(s string) string { return linkToken.ReplaceAllString(s, "${1}…") }
 
 // describe turns any error of a command into a message and an exit code.
 func describe(err error) (string, int) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -73,5 +74,14 @@ func TestExitCodesAreDistinctAndDocumented(t *testing.T) {
 		if !seen[c] || !strings.Contains(table, fmt.Sprintf("  %d  ", c)) {
 			t.Errorf("exit code %d is not documented", c)
 		}
+	}
+}
+
+func TestErrorsNeverQuoteTheLinkToken(t *testing.T) {
+	err := &url.Error{Op: "Get", URL: "http://127.0.0.1:1/ns/conversations/a/connect?t=s3cret&stream_name=x", Err: errors.New("connection refused")}
+	var errw strings.Builder
+	report(Env{Stderr: &errw}, err)
+	if strings.Contains(errw.String(), "s3cret") || !strings.Contains(errw.String(), "t=…") {
+		t.Fatalf("%q", errw.String())
 	}
 }

@@ -25,7 +25,7 @@ type printer struct {
 func (p *printer) note(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.errw, "ams: "+format+"\n", args...)
+	io.WriteString(p.errw, "ams: "+redactToken(fmt.Sprintf(format, args...))+"\n")
 }
 
 // frame prints one received frame.

@@ -15,7 +15,9 @@ Prints the conversation of LINK and its live streams (read from the
 conversation's Durable Object). Needs only the link, no credential.
 
 Flags:
-  --json   print the broker's answer as JSON
+  --json          print the broker's answer as JSON
+  --link-file F   read LINK from the first line of F ("-": stdin) instead
+                  of argv; AMS_LINK works too
 
 Examples:
   ams inspect "$LINK"

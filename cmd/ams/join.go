@@ -28,9 +28,13 @@ Flags:
                     ` + "`ams join --resume`" + ` gets what it missed meanwhile
   --subscribe a,b   receive only these streams (X-AMS-Subscribe-Streams)
   --namespace NS    act as this saved account (default: the current one)
+  --link-file F     read LINK from the first line of F instead of argv; AMS_LINK works too
   --config F        the config file
 
-The host is the magic link's. The resume state file is AMS_STATE, else
+The host is the magic link's; a saved credential is sent only to the host
+it was created on. Lines not yet acknowledged by the broker (receipts) are
+sent again after a reconnect, so with --resume none is lost (one may
+arrive twice). The resume state file is AMS_STATE, else
 $XDG_STATE_HOME/ams/resume.json, else ~/.local/state/ams/resume.json.
 
 Examples:

@@ -47,7 +47,7 @@ var commands = []command{
 const mainUsage = `ams — the shell client of AMS, real-time pub-sub for agents.
 
 Usage:
-  ams [--config FILE] [--host URL] COMMAND [flags] [args]
+  ams [--config FILE] [--host URL] [--insecure-http] COMMAND [flags] [args]
   ams help COMMAND
 
 Commands:
@@ -55,9 +55,12 @@ Commands:
 Credentials come from AMS_CREDENTIAL, or else from the config file
 (--config, AMS_CONFIG, default $XDG_CONFIG_HOME/ams/config.json or
 ~/.config/ams/config.json), where ` + "`ams account create`" + ` saves them.
---host (default: the config's host, else http://localhost:8787) is the
-broker for account and mint; join, tail, send and inspect take the host
-from the magic link.
+A saved credential is bound to the host it was created on and is sent
+nowhere else. --host (default: the config's host, else
+http://localhost:8787) is the broker for account and mint; join, tail,
+send and inspect take the host from the magic link. Plain http is refused
+off this machine unless --insecure-http. A magic link may also come from
+--link-file FILE or AMS_LINK instead of argv, where other users can see it.
 
 Exit codes:
 %s

@@ -14,6 +14,7 @@ import (
 
 const sendUsage = `Usage: ams send LINK TEXT
        ams send LINK - [--lines]
+       ams send --link-file F TEXT|-
 
 Sends TEXT as one token, or with - streams stdin as tokens: whatever each
 read of stdin returns becomes one token as soon as it arrives, so
@@ -29,7 +30,12 @@ Flags:
   --timeout D       how long to wait for the last receipts (default 30s)
   --quiet           print nothing on success
   --namespace NS    act as this saved account (default: the current one)
+  --link-file F     read LINK from the first line of F instead of argv
+                    (then: ams send TEXT); AMS_LINK works too
   --config F        the config file
+
+A token over 64 KiB or input that is not UTF-8 is refused before it is
+sent (exit 2).
 
 Examples:
   ams send "$LINK" 'hello, agents'

@@ -17,6 +17,8 @@ Flags:
                     seen by the previous ` + "`ams tail --resume`" + ` of this link
   --subscribe a,b   watch only these streams
   --namespace NS    act as this saved account (default: the current one)
+  --link-file F     read LINK from the first line of F ("-": stdin) instead
+                    of argv; AMS_LINK works too
   --config F        the config file
 
 Examples:
