@@ -173,6 +173,7 @@ export class Conversation extends DurableObject {
     return call(this.env, "conversationFetch", this, this.incarnation, request);
   }
   webSocketMessage(ws, text) {
+    if (text.length > this.maxFrame) text = text.length; // refused unread (wire.Limits.FrameChars)
     if (hot && ws.amsSlot !== undefined && typeof text === "string") {
       const n = message(this.incarnation, ws.amsSlot, text);
       if (n !== SLOW) {

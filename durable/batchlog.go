@@ -85,6 +85,10 @@ func (l *BatchLog) SaveSeq(seq int64) { l.claim(seq) }
 // Pending is the number of events not yet written.
 func (l *BatchLog) Pending() int { return len(l.pending) }
 
+// Settled reports that everything is in the store and no reserved seq is
+// left unused: the log's object could be dropped without Close.
+func (l *BatchLog) Settled() bool { return len(l.pending) == 0 && l.reserved <= l.last }
+
 // Flush writes the pending events.
 func (l *BatchLog) Flush() {
 	if len(l.pending) == 0 {

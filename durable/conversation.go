@@ -51,6 +51,8 @@
 package durable
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -223,6 +225,17 @@ func (c *Conversation) Streams() []wire.StreamInfo {
 	return out
 }
 
+// EncodeStreams is the object's answer to the Worker's streams request:
+// the listing as JSON with each metadata verbatim (no HTML escaping), so it
+// stays within wire.Limits.StreamListBytes.
+func EncodeStreams(streams []wire.StreamInfo) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(streams)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
 // Admit decides a join without side effects, in the order of the refusal
 // table: name owned by another account, the account's stream limit, then the
 // conversation's connection limit. A takeover of the caller's own stream is
@@ -385,6 +398,16 @@ func (c *Conversation) apply(p *Peer, frame wire.ClientFrame) int64 {
 		return c.emit(p, func(seq int64) []byte { return wire.EncodeStreamMetadata(p.Stream(), seq, ts) })
 	}
 	return 0
+}
+
+// ReceiveOversized handles a text message of chars UTF-16 code units that
+// the adapter did not copy because it is over the limits' FrameChars: no
+// admissible frame is that long, so the socket is closed 4400
+// token_too_large and its stream leaves.
+func (c *Conversation) ReceiveOversized(connID string, chars int) {
+	if p := c.byConn[connID]; p != nil && chars > c.limits.FrameChars() {
+		c.Eject(p, wire.CloseTokenTooLarge)
+	}
 }
 
 // ReceiveBinary handles a binary message, which the protocol does not allow.

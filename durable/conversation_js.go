@@ -14,16 +14,18 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// objects holds the Go side of every conversation object alive in this
+// residents holds the Go side of every conversation object alive in this
 // isolate, keyed by the incarnation number entry.mjs gives each JS object
 // and passes with every event, so finding it costs no call into JS. After
 // hibernation the runtime constructs a new JS object; its first event
 // rebuilds the entry from the sockets' attachments and drops the entry of
-// the previous incarnation of the same Durable Object id.
-var (
-	objects      = map[int]*object{}
-	incarnations = map[string]int{} // Durable Object id -> live incarnation
-)
+// the previous incarnation of the same Durable Object id. An object the
+// runtime evicted for good is forgotten once unused for ResidentIdle,
+// unless it still holds work (MCP reads waiting, events or seqs not yet
+// given back to storage).
+var residents = NewResidents(ResidentIdle, func(o *object) bool {
+	return o.waiters.waiting() || !o.log.Settled()
+})
 
 type object struct {
 	incarnation int
@@ -71,8 +73,8 @@ const (
 // AMS_REPLAY_FLUSH_MILLIS after an event. It writes the pending events and
 // returns in how many milliseconds to call again (0: not until the next event).
 func conversationFlush(args []js.Value) any {
-	o := objects[args[1].Int()]
-	if o == nil || !o.log.Tick() {
+	o, ok := residents.Get(args[1].Int())
+	if !ok || !o.log.Tick() {
 		return 0
 	}
 	return idleMillis
@@ -133,19 +135,18 @@ func tagOf(v js.Value) string {
 // event and after an event that panicked.
 func load(args []js.Value) *object {
 	incarnation := args[1].Int()
-	if o := objects[incarnation]; o != nil && !o.unsettled {
+	if o, ok := residents.Get(incarnation); ok && !o.unsettled {
 		return o
 	}
 	self := args[0]
 	state := self.Get("ctx")
 	id := state.Get("id").Call("toString").String()
-	if old := objects[incarnations[id]]; old != nil {
+	if old, ok := residents.Live(id); ok {
 		// The same incarnation after a panic, or the previous one after a
 		// wake (its timer flushed long before it hibernated): its pending
 		// events are written and its unused seqs given back, so the new
 		// object continues right after its last seq.
 		_ = bridge.Try(old.log.Close)
-		delete(objects, old.incarnation)
 	}
 	env := bridge.Env(self.Get("env"))
 	limits := wire.LimitsFromEnv(env)
@@ -159,6 +160,7 @@ func load(args []js.Value) *object {
 		memberIdle:  time.Duration(limits.MemberIdleSeconds) * time.Second,
 	}
 	self.Set("flushMillis", limits.ReplayFlushMillis)
+	self.Set("maxFrame", limits.FrameChars())
 	o.log = NewBatchLog(newSQLEventLog(o.sql), limits.ReplayFlushEvents, seqReserve)
 	o.conv = NewConversation(limits, o.now, func() string { return ulid.Make().String() }, o.log)
 	o.conv.OnEmit = o.emitted
@@ -176,8 +178,7 @@ func load(args []js.Value) *object {
 		// Operators (and the hibernation tests) see each wake-up; ids only.
 		fmt.Printf("ams: conversation object woke with %d streams of sockets %v\n", o.conv.Len(), streamIDs(found))
 	}
-	objects[incarnation] = o
-	incarnations[id] = incarnation
+	residents.Put(id, incarnation, o, time.Now())
 	return o
 }
 
@@ -243,7 +244,7 @@ func conversationFetch(o *object, args []js.Value) any {
 	case "/connect":
 		return o.connect(req)
 	case "/streams":
-		body, _ := json.Marshal(o.conv.Streams())
+		body := EncodeStreams(o.conv.Streams())
 		return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, body)
 	case wire.RotatePath:
 		return o.rotate(req)
@@ -282,9 +283,12 @@ func (o *object) connect(req js.Value) js.Value {
 // conversationMessage takes (self, incarnation, tag, message).
 func conversationMessage(o *object, args []js.Value) any {
 	id, msg := tagOf(args[2]), args[3]
-	if msg.Type() == js.TypeString {
+	switch msg.Type() {
+	case js.TypeString:
 		o.conv.Receive(id, []byte(msg.String()))
-	} else {
+	case js.TypeNumber: // the length of a text over maxFrame, left in JS
+		o.conv.ReceiveOversized(id, msg.Int())
+	default:
 		o.conv.ReceiveBinary(id)
 	}
 	return nil

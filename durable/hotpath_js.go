@@ -80,8 +80,8 @@ func amsBuffer(which int32) int32 {
 //
 //go:wasmexport amsMessage
 func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
-	o := objects[int(incarnation)]
-	if o == nil || o.unsettled || n < 0 || int(n) > len(hotIn) {
+	o, ok := residents.Get(int(incarnation))
+	if !ok || o.unsettled || n < 0 || int(n) > len(hotIn) {
 		return -1 // unknown, or to be rebuilt after a panic: load does it
 	}
 	connID, ok := o.slots[slot]

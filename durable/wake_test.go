@@ -2,7 +2,9 @@ package durable
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ams-dev/ams/wire"
@@ -138,3 +140,64 @@ func streamNames(streams []wire.StreamInfo) []string {
 	}
 	return names
 }
+
+// TestReceiveOversized: a frame the adapter left unread for its length is
+// refused 4400 token_too_large, and the stream leaves; one within the
+// bound cannot be judged unread and is left alone.
+func TestReceiveOversized(t *testing.T) {
+	h := newHarness(t, wire.DefaultLimits)
+	pa, sa := h.join("acc_A", "a", false, "")
+	_, sb := h.join("acc_B", "b", false, "")
+	sa.reset()
+	sb.reset()
+	h.conv.ReceiveOversized(pa.ConnID, wire.DefaultLimits.FrameChars())
+	if !sa.quiet() {
+		t.Fatalf("a frame within the bound was refused: %v", sa.closes)
+	}
+	h.conv.ReceiveOversized(pa.ConnID, 30<<20)
+	if !slices.Equal(sa.closes, []wire.Close{wire.CloseTokenTooLarge}) {
+		t.Fatalf("closes %v, want token_too_large", sa.closes)
+	}
+	expectFrames(t, "b", sb, "stream_left")
+}
+
+// TestThousandStreamListingsBounded: with the conversation full (1000
+// streams, each with metadata at its limit and full of characters an HTML
+// escaper would blow up six times), a newcomer's joined frame and the
+// object's streams answer stay within wire.Limits.StreamListBytes.
+func TestThousandStreamListingsBounded(t *testing.T) {
+	limits := wire.DefaultLimits
+	h := newHarness(t, limits)
+	fill := strings.Repeat("<>&", (limits.MetadataBytes-12)/3)
+	metadata := `{"x":"` + fill + `"}`
+	if len(metadata) > limits.MetadataBytes {
+		t.Fatalf("test metadata is %d bytes", len(metadata))
+	}
+	var found []Woken
+	for i := 0; i < limits.ConnectionsPerConversation-1; i++ {
+		account := fmt.Sprintf("acc_%026d", i/limits.StreamsPerAccount)
+		a := att(fmt.Sprintf("conn%06d", i), account, fmt.Sprintf("stream-%03d-%s", i, strings.Repeat("n", 40)), false, metadata)
+		found = append(found, Woken{Peer: &Peer{Attachment: a, Socket: discardSocket{}}, Open: true})
+	}
+	h.conv.Restore(found)
+	_, s := h.join("acc_NEWCOMER", "newcomer", false, metadata)
+	joined := s.frames()[0]
+	if n := len(joined); n > limits.StreamListBytes() {
+		t.Errorf("joined with %d peers is %d bytes, over the bound %d", limits.ConnectionsPerConversation-1, n, limits.StreamListBytes())
+	}
+	listing := EncodeStreams(h.conv.Streams())
+	if n := len(listing); n > limits.StreamListBytes() {
+		t.Errorf("the streams answer is %d bytes, over the bound %d", n, limits.StreamListBytes())
+	}
+	if !strings.Contains(string(listing), fill) {
+		t.Error("the streams answer does not carry the metadata verbatim")
+	}
+	t.Logf("1000 streams: joined %d bytes, listing %d bytes, bound %d", len(joined), len(listing), limits.StreamListBytes())
+}
+
+// discardSocket is a Socket that drops what it is sent.
+type discardSocket struct{}
+
+func (discardSocket) Send(*Outbound)    {}
+func (discardSocket) Close(wire.Close)  {}
+func (discardSocket) Save(a Attachment) {}

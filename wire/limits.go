@@ -65,6 +65,35 @@ var DefaultLimits = Limits{
 	AckGraceMillis:             2000,
 }
 
+// FrameChars bounds the length of a client frame, in UTF-16 code units
+// (JavaScript's String length), that the conversation object reads at all.
+// Every frame the protocol admits fits: a token whose data is at its limit
+// with every byte escaped (\u00XX, 6 characters a byte), or metadata at its
+// limit, plus frameEnvelopeChars for the rest; only a frame padded with
+// whitespace could be longer. A longer frame is refused 4400
+// token_too_large before it is copied into Go or parsed: entry.mjs compares
+// the length, which Go hands it once per object.
+func (l Limits) FrameChars() int {
+	return 6*max(l.TokenBytes, l.MetadataBytes) + frameEnvelopeChars
+}
+
+const frameEnvelopeChars = 4 << 10
+
+// StreamListBytes bounds, in bytes of JSON, a listing of a conversation's
+// live streams: the peers of a joined frame, the object's answer to the
+// Worker and the streams of an inspect reply. It holds at most
+// ConnectionsPerConversation entries, each its ids, name, owner and peer
+// identity (under streamEntryBytes with the JSON around them) and its
+// metadata exactly as it was accepted (at most MetadataBytes: written
+// verbatim, never HTML-escaped, so never longer). With the defaults a
+// 1000-stream listing is at most 1000 × (16 KiB + 1 KiB) = 17 MiB, and
+// 1000 × 1 KiB when the streams carry no metadata.
+func (l Limits) StreamListBytes() int {
+	return l.ConnectionsPerConversation * (l.MetadataBytes + streamEntryBytes)
+}
+
+const streamEntryBytes = 1 << 10
+
 // LimitVars names the environment variable that overrides each limit.
 var LimitVars = map[string]func(*Limits) *int{
 	"AMS_LIMIT_TOKEN_BYTES":                  func(l *Limits) *int { return &l.TokenBytes },

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 func TestDefaultLimits(t *testing.T) {
@@ -272,5 +273,29 @@ func TestDeepJSONRefused(t *testing.T) {
 	}
 	if !IsJSONObject([]byte(nested(MaxJSONDepth))) {
 		t.Error("IsJSONObject refused an object nested exactly MaxJSONDepth")
+	}
+}
+
+// TestFrameCharsAdmitsEveryFrame: the longest frames the protocol admits
+// (data at the token limit with every byte escaped, metadata at its limit)
+// fit FrameChars, so refusing longer frames unread refuses none of them.
+func TestFrameCharsAdmitsEveryFrame(t *testing.T) {
+	l := DefaultLimits
+	data := strings.Repeat(`\u0001`, l.TokenBytes)
+	token := `{"type":"token","data":"` + data + `"}`
+	if f, refusal := DecodeClientFrame([]byte(token), l); refusal != nil || f.Type != TypeToken {
+		t.Fatalf("the longest token frame is refused: %v", refusal)
+	}
+	metadata := `{"type":"set_metadata","metadata":{"k":"` + strings.Repeat(`\u0001`, (l.MetadataBytes-10)/6) + `"}}`
+	if _, refusal := DecodeClientFrame([]byte(metadata), l); refusal != nil {
+		t.Fatalf("the longest metadata frame is refused: %v", refusal)
+	}
+	for _, frame := range []string{token, metadata} {
+		if n := len(utf16.Encode([]rune(frame))); n > l.FrameChars() {
+			t.Errorf("a %d-character frame is admissible but over FrameChars %d", n, l.FrameChars())
+		}
+	}
+	if l.FrameChars() > 2*len(token) {
+		t.Errorf("FrameChars %d is far above the longest frame (%d)", l.FrameChars(), len(token))
 	}
 }

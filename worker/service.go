@@ -6,6 +6,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -193,8 +194,15 @@ func writeError(w http.ResponseWriter, code wire.Error, message string) {
 	writeJSON(w, code.Status, map[string]string{"error": code.Code, "message": message})
 }
 
+// writeJSON answers body as JSON. Nothing is HTML-escaped: client data
+// (metadata in an inspect reply) comes back as it was sent, and no longer
+// (wire.Limits.StreamListBytes).
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	raw, _ := json.Marshal(body)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body)
+	raw := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(raw)
