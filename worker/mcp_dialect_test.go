@@ -423,3 +423,62 @@ func newRecorder(s *Service, r *http.Request) *httptest.ResponseRecorder {
 	s.ServeHTTP(w, r)
 	return w
 }
+
+// TestMCPPromptsAndResources (11.5): the conversation's metadata.prompts are
+// served verbatim; the resources name the protocol, the conventions, the
+// record and the live peers; capabilities say so.
+func TestMCPPromptsAndResources(t *testing.T) {
+	f := newMCPFixture(t)
+	code, conv := call(t, f.s, "POST", "https://ams.example/v1/demo/conversations", f.credential,
+		`{"alias":"prompted","metadata":{"prompts":[{"name":"review","description":"Review the diff","messages":[{"role":"user","content":{"type":"text","text":"Review <this> & that"}}]},{"description":"nameless"}]}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("mint: %d %v", code, conv)
+	}
+	link := jstr(t, conv["magic_link"])
+	convID := jstr(t, conv["conversation_id"])
+	init, _ := rpc(t, f.s, link, "", "initialize", map[string]any{"protocolVersion": "2025-06-18"}, nil)
+	var caps map[string]json.RawMessage
+	_ = json.Unmarshal(init.Result["capabilities"], &caps)
+	if caps["prompts"] == nil || caps["resources"] == nil || caps["tools"] == nil {
+		t.Errorf("capabilities %s", init.Result["capabilities"])
+	}
+	list, _ := rpc(t, f.s, link, "", "prompts/list", nil, nil)
+	if string(list.Result["prompts"]) != `[{"description":"Review the diff","name":"review"}]` {
+		t.Errorf("prompts/list %s", list.Result["prompts"])
+	}
+	got, _ := rpc(t, f.s, link, "", "prompts/get", map[string]any{"name": "review"}, nil)
+	if !jsonEqualRaw(got.Result["messages"], json.RawMessage(`[{"role":"user","content":{"type":"text","text":"Review <this> & that"}}]`)) || jstr(t, got.Result["description"]) != "Review the diff" {
+		t.Errorf("prompts/get %v", got.Result)
+	}
+	if miss, _ := rpc(t, f.s, link, "", "prompts/get", map[string]any{"name": "nope"}, nil); miss.Error == nil || miss.Error.Code != rpcInvalidParams {
+		t.Errorf("unknown prompt %+v", miss)
+	}
+	res, _ := rpc(t, f.s, link, "", "resources/list", nil, nil)
+	for _, uri := range []string{"ams://protocol", "ams://conventions/v1", "ams://conversations/" + convID, "ams://conversations/" + convID + "/peers"} {
+		if !strings.Contains(string(res.Result["resources"]), `"uri":"`+uri+`"`) {
+			t.Errorf("resources/list lacks %s: %s", uri, res.Result["resources"])
+		}
+		read, _ := rpc(t, f.s, link, "", "resources/read", map[string]any{"uri": uri}, nil)
+		if read.Error != nil || !strings.Contains(string(read.Result["contents"]), `"text":`) {
+			t.Errorf("resources/read %s: %+v", uri, read)
+		}
+	}
+	// The peers resource is live, from the object.
+	toolOK(t, f.s, link, "", "ams_join", map[string]any{"stream_name": "present"})
+	read, _ := rpc(t, f.s, link, "", "resources/read", map[string]any{"uri": "ams://conversations/" + convID + "/peers"}, nil)
+	if !strings.Contains(string(read.Result["contents"]), `present`) {
+		t.Errorf("peers %s", read.Result["contents"])
+	}
+	rec, _ := rpc(t, f.s, link, "", "resources/read", map[string]any{"uri": "ams://conversations/" + convID}, nil)
+	if strings.Contains(string(rec.Result["contents"]), "hash") || !strings.Contains(string(rec.Result["contents"]), "prompted") {
+		t.Errorf("record %s", rec.Result["contents"])
+	}
+	// Another conversation's record is not found here; /mcp without a
+	// conversation lists only the static resources.
+	if other, _ := rpc(t, f.s, link, "", "resources/read", map[string]any{"uri": "ams://conversations/" + f.conversationID}, nil); other.Error == nil || other.Error.Code != rpcResourceNotFound {
+		t.Errorf("another conversation's record: %+v", other)
+	}
+	if plain, _ := rpc(t, f.s, mcpURL, "", "resources/list", nil, nil); strings.Contains(string(plain.Result["resources"]), "conversations/") {
+		t.Errorf("/mcp resources %s", plain.Result["resources"])
+	}
+}

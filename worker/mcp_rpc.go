@@ -221,7 +221,11 @@ func (c *mcpCall) requestVersion(params json.RawMessage) string {
 }
 
 func (c *mcpCall) capabilities() map[string]any {
-	return map[string]any{"tools": map[string]any{"listChanged": false}}
+	return map[string]any{
+		"tools":     map[string]any{"listChanged": false},
+		"prompts":   map[string]any{"listChanged": false},
+		"resources": map[string]any{"listChanged": false, "subscribe": false},
+	}
 }
 
 func (c *mcpCall) dispatch(ctx context.Context, w http.ResponseWriter, msg rpcMessage) (map[string]any, *rpcError) {
@@ -259,6 +263,16 @@ func (c *mcpCall) dispatch(ctx context.Context, w http.ResponseWriter, msg rpcMe
 		}, nil
 	case "ping":
 		return map[string]any{}, nil
+	case "prompts/list":
+		return c.listPrompts(ctx)
+	case "prompts/get":
+		return c.getPrompt(ctx, msg.Params)
+	case "resources/list":
+		return c.listResources(ctx)
+	case "resources/templates/list":
+		return map[string]any{"resourceTemplates": []any{}}, nil
+	case "resources/read":
+		return c.readResource(ctx, msg.Params)
 	case "tools/list":
 		return map[string]any{"tools": mcpTools}, nil
 	case "tools/call":

@@ -503,7 +503,7 @@ func TestMCPJSONRPCErrors(t *testing.T) {
 		{"a number", `42`, 200, -32600, "null"},
 		{"a string", `"ping"`, 200, -32600, "null"},
 		{"method of the wrong type", `{"jsonrpc":"2.0","id":1,"method":7}`, 200, -32600, "null"},
-		{"unknown method", `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`, 200, -32601, "1"},
+		{"unknown method", `{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage"}`, 200, -32601, "1"},
 		{"string id echoed", `{"jsonrpc":"2.0","id":"abc","method":"nope"}`, 200, -32601, `"abc"`},
 		{"unknown tool", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm_rf","arguments":{}}}`, 200, -32602, "2"},
 		{"tools/call params not an object", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":"ams_send"}`, 200, -32602, "3"},
