@@ -37,6 +37,9 @@ type Attachment struct {
 	Acks bool `json:"a,omitempty"`
 	// PeerIdentity is what the peer said it is (wire.ParsePeerIdentity).
 	PeerIdentity json.RawMessage `json:"pi,omitempty"`
+	// TapOf, on an MCP member's push leg (tap.go), is the member's
+	// connection id: the socket is no stream.
+	TapOf string `json:"tap,omitempty"`
 }
 
 // Hears reports whether this connection receives frames of stream from:

@@ -169,11 +169,12 @@ func load(args []js.Value) *object {
 	o.sql.Exec("CREATE TABLE IF NOT EXISTS stream_metadata (conn_id TEXT PRIMARY KEY, metadata TEXT NOT NULL)")
 	pair := js.Global().Get("WebSocketRequestResponsePair").New(wire.PingFrame, wire.PongFrame)
 	state.Call("setWebSocketAutoResponse", pair)
-	found := o.found()
+	found, taps := SplitTaps(o.found())
 	for _, m := range RestoreMembers(o.members) {
 		found = append(found, Woken{Peer: m, Open: true})
 	}
 	o.conv.Restore(found)
+	o.conv.RestoreTaps(taps)
 	if len(found) > 0 {
 		// Operators (and the hibernation tests) see each wake-up; ids only.
 		fmt.Printf("ams: conversation object woke with %d streams of sockets %v\n", o.conv.Len(), streamIDs(found))
@@ -251,6 +252,9 @@ func conversationFetch(o *object, args []js.Value) any {
 	case wire.LinkPath:
 		return linkResponse(o.conv.Link())
 	}
+	if u.Path == wire.MemberPath+"tap" {
+		return o.tap(req)
+	}
 	if op, ok := memberOp(u.Path); ok {
 		return o.memberFetch(op, req)
 	}
@@ -316,6 +320,7 @@ func (o *object) leave(connID string) {
 		}
 	}
 	o.conv.Leave(connID)
+	o.conv.Untap(connID)
 }
 
 // socket is a hibernatable workerd WebSocket. entry.mjs adopts it under a
@@ -346,6 +351,9 @@ func (o *object) broadcast(out *Outbound, to []Socket) {
 	if hot.active(o) {
 		sockets := o.hotTo[:0]
 		for _, s := range to {
+			if tap := TapOf(s); tap != nil {
+				s = tap // a member's push leg
+			}
 			if ws, ok := s.(*socket); ok {
 				sockets = append(sockets, ws)
 			} else {
@@ -366,6 +374,9 @@ func (o *object) broadcast(out *Outbound, to []Socket) {
 	}
 	args := append(o.sendArgs[:0], text)
 	for _, s := range to {
+		if tap := TapOf(s); tap != nil {
+			s = tap
+		}
 		if ws, ok := s.(*socket); ok {
 			args = append(args, ws.wsArg)
 		} else {

@@ -49,6 +49,9 @@ type MemberStore interface {
 // memberSocket is the Socket of an MCP member. Fan-out to it is dropped (the
 // member reads the log instead) except while capturing its joined frame.
 type memberSocket struct {
+	// tap is the member's push leg (tap.go), nil without one.
+	tap       Socket
+	tapID     string
 	store     MemberStore
 	record    MemberRecord
 	capturing bool
@@ -56,12 +59,18 @@ type memberSocket struct {
 }
 
 func (m *memberSocket) Send(out *Outbound) {
-	if m.capturing {
+	switch {
+	case m.capturing:
 		m.captured = append(m.captured, out.Text)
+	case m.tap != nil:
+		m.tap.Send(out)
 	}
 }
 
-func (m *memberSocket) Close(wire.Close) { m.store.Delete(m.record.ConnID) }
+func (m *memberSocket) Close(code wire.Close) {
+	m.closeTap(code)
+	m.store.Delete(m.record.ConnID)
+}
 
 func (m *memberSocket) Save(a Attachment) {
 	m.record.Attachment = a
@@ -356,6 +365,7 @@ func (c *Conversation) MemberLeave(accountID, streamID string) *wire.Error {
 }
 
 func (c *Conversation) leaveMember(p *Peer, m *memberSocket) {
+	m.closeTap(wire.CloseNotJoined)
 	c.Leave(p.ConnID)
 	m.store.Delete(p.ConnID)
 	c.bury(m.store, p.StreamID, m.record.Reader, leftExplicitly)
@@ -373,6 +383,7 @@ func (c *Conversation) ExpireMembers(idle time.Duration) time.Time {
 		}
 		deadline := time.UnixMilli(m.record.LastSeen).Add(idle)
 		if !deadline.After(now) {
+			m.closeTap(wire.CloseNotJoined)
 			c.Leave(p.ConnID)
 			m.store.Delete(p.ConnID)
 			continue

@@ -7,6 +7,8 @@ import (
 	"syscall/js"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/ams-dev/ams/bridge"
 	"github.com/ams-dev/ams/wire"
 )
@@ -101,4 +103,27 @@ func conversationAlarm(o *object, _ []js.Value) any {
 
 func memberOp(path string) (string, bool) {
 	return strings.CutPrefix(path, wire.MemberPath)
+}
+
+// tap accepts an MCP member's push leg (tap.go): a hibernatable socket
+// tagged with its own connection id, which the Worker holds behind an SSE
+// answer. The member call comes in wire.MemberHeader; a refusal is an
+// upgrade closed 4404 not_joined.
+func (o *object) tap(req js.Value) js.Value {
+	var call wire.MemberCall
+	if json.Unmarshal([]byte(req.Get("headers").Call("get", wire.MemberHeader).String()), &call) != nil {
+		return bridge.RefuseUpgrade(wire.CloseNotJoined.Code, wire.CloseNotJoined.Reason, nil)
+	}
+	client, server := bridge.WebSocketPair()
+	tapID := TapPrefix + ulid.Make().String()
+	s := newSocket(server, o, tapID, false)
+	a, refusal := o.conv.Tap(o.members, call, s, tapID)
+	if refusal != nil {
+		delete(o.slots, s.slot)
+		return bridge.RefuseUpgrade(wire.CloseNotJoined.Code, wire.CloseNotJoined.Reason, nil)
+	}
+	o.state.Call("acceptWebSocket", server, []any{tapID})
+	encoded, _ := a.Encode()
+	server.Call("serializeAttachment", string(encoded))
+	return bridge.UpgradeResponse(client, nil)
 }

@@ -31,7 +31,10 @@ var (
 	CloseMetadataTooLarge        = Close{4400, "metadata_too_large"}
 	CloseSubscriberBackpressure  = Close{4290, "subscriber_backpressure"}
 	CloseInternalError           = Close{4500, "internal_error"}
-	CloseNormal                  = Close{1000, ""}
+	// CloseNotJoined closes an MCP member's push leg when the member left or
+	// expired (extension; the Worker reports it as notifications/ams/closed).
+	CloseNotJoined = Close{4404, "not_joined"}
+	CloseNormal    = Close{1000, ""}
 )
 
 // Error is a control-plane error: an HTTP status and the exact `error` code of

@@ -28,6 +28,7 @@ func TestCloseCodes(t *testing.T) {
 		{CloseTokenTooLarge, 4400, "token_too_large"},
 		{CloseSubscriberBackpressure, 4290, "subscriber_backpressure"},
 		{CloseInternalError, 4500, "internal_error"},
+		{CloseNotJoined, 4404, "not_joined"},
 	}
 	for _, tt := range tests {
 		if tt.got.Code != tt.code || tt.got.Reason != tt.reason {

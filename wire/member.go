@@ -10,6 +10,10 @@ import (
 // metadata, leave).
 const MemberPath = "/member/"
 
+// MemberHeader carries a MemberCall on the upgrade request of a member's
+// push leg (MemberPath + "tap"), which has no body.
+const MemberHeader = "X-AMS-Member"
+
 // SessionPath is where the Worker reaches an MCP session object; the
 // operation (get, bind, end) follows.
 const SessionPath = "/session/"

@@ -88,7 +88,7 @@ func init() {
 			Doc:     "Append /connect to a magic link and upgrade to WebSocket: tokens in, tokens out.",
 			Example: "Authorization: Bearer ams_sk_…\nX-AMS-Stream-Name: agent-a"},
 		{Pattern: "/{ns}/conversations/{alias}", Methods: map[string]handler{"GET": (*Service).linkPage, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
-		{Pattern: "/mcp", Methods: map[string]handler{"POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
+		{Pattern: "/mcp", Methods: map[string]handler{"GET": (*Service).getMCP, "POST": (*Service).serveMCP, "DELETE": (*Service).endMCPSession}},
 	}
 }
 

@@ -66,6 +66,15 @@ func fetch(args []js.Value) (js.Value, error) {
 		}
 		return forwardJoin(env, join)
 	}
+	if leg, ok, err := svc.OpenPush(req); ok {
+		if err != nil {
+			w := bridge.NewResponseWriter()
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			respond(w, err)
+			return w.JSResponse(), nil
+		}
+		return servePush(env, leg), nil
+	}
 	w := bridge.NewResponseWriter()
 	svc.ServeHTTP(w, req)
 	return w.JSResponse(), nil

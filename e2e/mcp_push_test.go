@@ -1,0 +1,262 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/client"
+	"github.com/ams-dev/ams/wire"
+)
+
+// rawSession is an MCP session spoken over plain HTTP, for what the SDK
+// clients hide: the push leg and its comments.
+type rawSession struct {
+	t        *testing.T
+	endpoint string
+	id       string
+}
+
+func newRawSession(t *testing.T, endpoint, client string) *rawSession {
+	t.Helper()
+	s := &rawSession{t: t, endpoint: endpoint}
+	res := s.post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"` + client + `","version":"1"}}}`)
+	s.id = res.Header.Get("Mcp-Session-Id")
+	res.Body.Close()
+	if s.id == "" {
+		t.Fatal("initialize gave no Mcp-Session-Id")
+	}
+	return s
+}
+
+func (s *rawSession) post(body string) *http.Response {
+	s.t.Helper()
+	req, _ := http.NewRequest("POST", s.endpoint, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if s.id != "" {
+		req.Header.Set("Mcp-Session-Id", s.id)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return res
+}
+
+// tool calls a tool and returns its structured result.
+func (s *rawSession) tool(name string, args map[string]any) map[string]any {
+	s.t.Helper()
+	raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": map[string]any{"name": name, "arguments": args}})
+	res := s.post(string(raw))
+	defer res.Body.Close()
+	var reply struct {
+		Result struct {
+			StructuredContent map[string]any `json:"structuredContent"`
+			IsError           bool           `json:"isError"`
+		} `json:"result"`
+	}
+	body, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(body, &reply); err != nil || reply.Result.IsError {
+		s.t.Fatalf("%s: %d %s", name, res.StatusCode, body)
+	}
+	return reply.Result.StructuredContent
+}
+
+// sseEvent is one item of an SSE stream: a comment or a message's data.
+type sseEvent struct {
+	comment string
+	data    map[string]any
+	at      time.Time
+}
+
+// openLeg opens the session's push leg and streams what it reads.
+func (s *rawSession) openLeg() (<-chan sseEvent, func()) {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", s.endpoint, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", s.id)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		b, _ := io.ReadAll(res.Body)
+		s.t.Fatalf("GET leg: %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+	events := make(chan sseEvent, 1024)
+	go func() {
+		defer close(events)
+		r := bufio.NewReader(res.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case strings.HasPrefix(line, ":"):
+				events <- sseEvent{comment: line, at: time.Now()}
+			case strings.HasPrefix(line, "data: "):
+				var m map[string]any
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &m)
+				events <- sseEvent{data: m, at: time.Now()}
+			}
+		}
+	}()
+	return events, func() { res.Body.Close() }
+}
+
+// nextMessage returns the next message of the leg, skipping comments.
+func nextMessage(t *testing.T, events <-chan sseEvent, within time.Duration) sseEvent {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatal("the push leg ended")
+			}
+			if e.data != nil {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no message on the push leg within %s", within)
+		}
+	}
+}
+
+// TestMCPPushLeg (11.4): the GET leg answers :ok, pushes the member's frames
+// as notifications/ams/* within milliseconds (p50 reported), keeps them
+// readable with ams_recv, sends :keepalive, lets the idle conversation
+// hibernate and still delivers after the wake, and says
+// notifications/ams/closed when the member leaves.
+func TestMCPPushLeg(t *testing.T) {
+	acc := newAccount(t)
+	conv := mint(t, acc, client.NewConversation{})
+	s := newRawSession(t, conv.MagicLink, "Claude Code")
+	events, stop := s.openLeg() // opened before the join, as hosts do
+	defer stop()
+	first := <-events
+	if first.comment != ":ok" {
+		t.Fatalf("the leg opened with %+v", first)
+	}
+	joined := s.tool("ams_join", map[string]any{"stream_name": "pushed"})
+	ws, _ := join(t, conv.MagicLink, client.DialOptions{Credential: acc.Credential, StreamName: "talker"})
+	// The leg follows the session's binding, which it rereads every 2 s: a
+	// frame emitted before it tapped the member is not pushed (ams_recv has
+	// it). Warm up until a push arrives.
+	warm := 0
+	for pushed := false; !pushed; {
+		warm++
+		if err := ws.SendToken(testContext(t, 5*time.Second), "warm-up"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-events:
+			pushed = e.data != nil && e.data["method"] == "notifications/ams/token"
+		case <-time.After(500 * time.Millisecond):
+		}
+		if warm > 40 {
+			t.Fatal("the push leg never delivered")
+		}
+	}
+	for len(events) > 0 {
+		<-events
+	}
+	var latencies []time.Duration
+	for i := 0; i < 20; i++ {
+		sent := time.Now()
+		if err := ws.SendToken(testContext(t, 5*time.Second), "pushed "+string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+		e := nextMessage(t, events, 10*time.Second)
+		params, _ := e.data["params"].(map[string]any)
+		if e.data["method"] != "notifications/ams/token" || params["data"] != "pushed "+string(rune('a'+i)) || e.data["jsonrpc"] != "2.0" {
+			t.Fatalf("push %d: %v", i, e.data)
+		}
+		latencies = append(latencies, e.at.Sub(sent))
+		time.Sleep(20 * time.Millisecond)
+	}
+	slices.Sort(latencies)
+	t.Logf("push leg delivery, WebSocket send to SSE event, 20 tokens: p50 %s, max %s", latencies[10], latencies[19])
+
+	// Nothing pushed was marked read.
+	got := framesOf(t, s.tool("ams_recv", map[string]any{"gather_ms": 0}))
+	if tokens := slices.DeleteFunc(got, func(f map[string]any) bool { return f["type"] != "token" }); len(tokens) != 20+warm {
+		t.Fatalf("ams_recv after pushes returned %d tokens", len(tokens))
+	}
+
+	// Idle until the object hibernates: the open leg does not keep it
+	// awake, keeps its keepalives coming, and delivers after the wake.
+	mark := time.Now()
+	waitForWake(t, broker, []string{joined["stream_id"].(string)}, func() {
+		ws.SendToken(testContext(t, 5*time.Second), "after the wake")
+	})
+	keepalives := 0
+	for {
+		e := <-events
+		if e.comment == ":keepalive" && e.at.After(mark) {
+			keepalives++
+			continue
+		}
+		if e.data != nil {
+			params, _ := e.data["params"].(map[string]any)
+			if params["data"] != "after the wake" {
+				t.Fatalf("after the wake the leg pushed %v", e.data)
+			}
+			break
+		}
+	}
+	if keepalives == 0 {
+		t.Fatalf("no :keepalive during %s of idle", hibernationIdle())
+	}
+
+	// The member leaves: the leg says so.
+	s.tool("ams_leave", map[string]any{})
+	for {
+		e := nextMessage(t, events, 10*time.Second)
+		if e.data["method"] == "notifications/ams/closed" {
+			params, _ := e.data["params"].(map[string]any)
+			if params["reason"] != wire.CloseNotJoined.Reason {
+				t.Fatalf("closed %v", e.data)
+			}
+			break
+		}
+	}
+}
+
+// TestMCPPushLegRefusals: the leg needs a session this service issued.
+func TestMCPPushLegRefusals(t *testing.T) {
+	for header, want := range map[string]int{"": 400, "made-up": 404} {
+		req, _ := http.NewRequest("GET", broker.URL+"/mcp", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		if header != "" {
+			req.Header.Set("Mcp-Session-Id", header)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("GET leg with session %q: %d %s", header, res.StatusCode, body)
+		}
+	}
+	res, err := http.Get(broker.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 405 {
+		t.Errorf("GET /mcp without an event stream: %d", res.StatusCode)
+	}
+}

@@ -1,0 +1,94 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"syscall/js"
+
+	"github.com/ams-dev/ams/bridge"
+	"github.com/ams-dev/ams/wire"
+)
+
+// servePush answers the push leg with a streamed SSE body that a goroutine
+// writes for as long as the client stays (mcp_push.go decides what).
+func servePush(env js.Value, leg *PushLeg) js.Value {
+	stream := js.Global().Get("TransformStream").New()
+	writer := stream.Get("writable").Call("getWriter")
+	init := js.Global().Get("Object").New()
+	init.Set("status", http.StatusOK)
+	init.Set("headers", bridge.JSHeaders(http.Header{
+		"Content-Type":                  {"text/event-stream"},
+		"Cache-Control":                 {"no-cache"},
+		"Access-Control-Allow-Origin":   {"*"},
+		"Access-Control-Expose-Headers": {"Mcp-Session-Id"},
+	}))
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stderr, "ams: push leg: panic %v\n", r)
+			}
+			writer.Call("close").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		}()
+		leg.Run(context.Background(), jsPush{env: env, writer: writer}, PushKeepalive)
+	}()
+	return js.Global().Get("Response").New(stream.Get("readable"), init)
+}
+
+type jsPush struct {
+	env    js.Value
+	writer js.Value
+}
+
+func (p jsPush) Write(b []byte) error {
+	chunk := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(chunk, b)
+	_, err := bridge.Await(p.writer.Call("write", chunk))
+	return err
+}
+
+// Tap opens a WebSocket to the member's conversation object; its messages
+// and close are queued for the loop by callbacks that never block.
+func (p jsPush) Tap(_ context.Context, call wire.MemberCall) (pushTap, error) {
+	raw := wire.MarshalVerbatim(call)
+	ns := p.env.Get(ConversationBinding)
+	stub := ns.Call("get", ns.Call("idFromName", call.ConversationID))
+	init := js.Global().Get("Object").New()
+	init.Set("headers", bridge.JSHeaders(http.Header{"Upgrade": {"websocket"}, wire.MemberHeader: {string(raw)}}))
+	res, err := bridge.Await(stub.Call("fetch", internalOrigin+wire.MemberPath+"tap", init))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ams: push leg of %s: %v\n", call.ConversationID, err)
+		return nil, err
+	}
+	ws := res.Get("webSocket")
+	if ws.IsNull() || ws.IsUndefined() {
+		return nil, errors.New("the conversation refused the push leg")
+	}
+	var onMessage, onClose js.Func
+	q := newTapQueue(func() {
+		defer func() { _ = recover() }()
+		ws.Call("close", 1000)
+	})
+	onMessage = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if data := args[0].Get("data"); data.Type() == js.TypeString {
+			q.Frame([]byte(data.String()))
+		}
+		return nil
+	})
+	onClose = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		code, reason := 1006, ""
+		if len(args) > 0 && args[0].Get("code").Type() == js.TypeNumber {
+			code, reason = args[0].Get("code").Int(), args[0].Get("reason").String()
+		}
+		q.Closed(wire.Close{Code: code, Reason: reason})
+		onMessage.Release()
+		onClose.Release()
+		return nil
+	})
+	ws.Call("addEventListener", "message", onMessage)
+	ws.Call("addEventListener", "close", onClose)
+	ws.Call("accept")
+	return q, nil
+}
