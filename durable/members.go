@@ -22,6 +22,9 @@ type MemberRecord struct {
 	Cursor int64 `json:"cursor"`
 	// LastSeen is the time of its last call, in Unix milliseconds.
 	LastSeen int64 `json:"last_seen"`
+	// Ridden is the seq through which frames rode along on the member's
+	// other tool calls (never marked read: that is Cursor).
+	Ridden int64 `json:"ridden,omitempty"`
 	// Reader is the join that owns the member (MemberCall.Reader): one
 	// member, one reader, so two sessions never share a read position.
 	Reader string `json:"reader,omitempty"`
@@ -443,5 +446,29 @@ func (c *Conversation) Member(store MemberStore, op string, call wire.MemberCall
 	case "leave":
 		c.leaveMember(p, m)
 	}
+	if call.RideAlong && op != "recv" && op != "leave" {
+		reply.Frames = c.rideAlong(p, m)
+	}
 	return reply
+}
+
+// rideAlong returns what the member has not read and has not been offered
+// along yet, up to wire.RideAlongFrames, without marking it read.
+func (c *Conversation) rideAlong(p *Peer, m *memberSocket) []json.RawMessage {
+	from := max(m.record.Cursor, m.record.Ridden)
+	if from >= c.seq || !c.buffer.Enabled() {
+		return nil
+	}
+	var frames []json.RawMessage
+	for _, e := range c.log.Since(from) {
+		if len(frames) == wire.RideAlongFrames {
+			break
+		}
+		if p.Hears(e.StreamID, e.StreamName) {
+			frames = append(frames, json.RawMessage(e.Frame))
+		}
+		m.record.Ridden = e.Seq
+	}
+	m.store.Put(m.record)
+	return frames
 }

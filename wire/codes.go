@@ -25,12 +25,14 @@ var (
 	CloseInvalidStreamMetadata   = Close{4400, "invalid_stream_metadata_header"}
 	CloseInvalidSubscribeStreams = Close{4400, "invalid_subscribe_streams_header"}
 	CloseInvalidResumeAfter      = Close{4400, "invalid_resume_after_header"}
-	CloseMalformedFrame          = Close{4400, "malformed_frame"}
-	CloseUnknownFrameType        = Close{4400, "unknown_frame_type"}
-	CloseTokenTooLarge           = Close{4400, "token_too_large"}
-	CloseMetadataTooLarge        = Close{4400, "metadata_too_large"}
-	CloseSubscriberBackpressure  = Close{4290, "subscriber_backpressure"}
-	CloseInternalError           = Close{4500, "internal_error"}
+	// CloseInvalidPeerIdentity refuses a malformed X-AMS-Peer-Identity (extension).
+	CloseInvalidPeerIdentity    = Close{4400, "invalid_peer_identity_header"}
+	CloseMalformedFrame         = Close{4400, "malformed_frame"}
+	CloseUnknownFrameType       = Close{4400, "unknown_frame_type"}
+	CloseTokenTooLarge          = Close{4400, "token_too_large"}
+	CloseMetadataTooLarge       = Close{4400, "metadata_too_large"}
+	CloseSubscriberBackpressure = Close{4290, "subscriber_backpressure"}
+	CloseInternalError          = Close{4500, "internal_error"}
 	// CloseNotJoined closes an MCP member's push leg when the member left or
 	// expired (extension; the Worker reports it as notifications/ams/closed).
 	CloseNotJoined = Close{4404, "not_joined"}

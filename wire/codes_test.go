@@ -29,6 +29,7 @@ func TestCloseCodes(t *testing.T) {
 		{CloseSubscriberBackpressure, 4290, "subscriber_backpressure"},
 		{CloseInternalError, 4500, "internal_error"},
 		{CloseNotJoined, 4404, "not_joined"},
+		{CloseInvalidPeerIdentity, 4400, "invalid_peer_identity_header"},
 	}
 	for _, tt := range tests {
 		if tt.got.Code != tt.code || tt.got.Reason != tt.reason {

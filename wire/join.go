@@ -31,6 +31,7 @@ var QueryForms = map[string]string{
 	HeaderSubscribeStreams: "subscribe_streams",
 	HeaderReceipts:         "receipts",
 	HeaderAcks:             "acks",
+	HeaderPeerIdentity:     "peer_identity",
 }
 
 // JoinHeader carries an admitted Join from the Worker to the conversation's

@@ -66,6 +66,7 @@ func TestQueryForms(t *testing.T) {
 		"X-AMS-Subscribe-Streams": "subscribe_streams",
 		"X-AMS-Receipts":          "receipts",
 		"X-AMS-Acks":              "acks",
+		"X-AMS-Peer-Identity":     "peer_identity",
 	}
 	if !reflect.DeepEqual(QueryForms, want) {
 		t.Errorf("QueryForms = %v, want %v", QueryForms, want)

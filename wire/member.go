@@ -41,7 +41,13 @@ type MemberCall struct {
 	// GatherMS is the quiet interval a recv waits for after its first frame
 	// (zero: none); see MaxGatherMS.
 	GatherMS int `json:"gather_ms,omitempty"`
+	// RideAlong asks send and metadata to return, in Frames, what the member
+	// has not read yet and was not offered before, without marking it read.
+	RideAlong bool `json:"ride_along,omitempty"`
 }
+
+// RideAlongFrames bounds the frames one tool call carries along.
+const RideAlongFrames = 64
 
 // SessionState is what an MCP session object holds (durable/session.go):
 // the handle of the member the session joined, and whether it ended.

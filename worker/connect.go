@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -93,6 +94,10 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	if !ok {
 		return join, &wire.CloseInvalidResumeAfter, nil
 	}
+	identity, _, ok := wire.ParsePeerIdentity(json.RawMessage(streamParam(r, wire.HeaderPeerIdentity)))
+	if !ok {
+		return join, &wire.CloseInvalidPeerIdentity, nil
+	}
 	return wire.Join{
 		ConversationID:   rec.ConversationID,
 		AccountID:        acc.AccountID,
@@ -106,6 +111,7 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 		Acks:             wire.ParseSelfSubscribe(streamParam(r, wire.HeaderAcks)),
 		LinkGeneration:   rec.LinkGeneration,
 		Subprotocol:      Subprotocol(r),
+		PeerIdentity:     identity,
 	}, nil, nil
 }
 

@@ -30,6 +30,8 @@ type mcpCall struct {
 	// sessionEnded is set when a call found the session ended (404).
 	session      *wire.Session
 	sessionEnded bool
+	// rideAlong are frames that ride along on the call's SSE answer.
+	rideAlong []json.RawMessage
 }
 
 // serveMCP is POST /mcp and POST {magic link}. An invalid bearer is refused

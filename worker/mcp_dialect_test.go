@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -480,5 +481,57 @@ func TestMCPPromptsAndResources(t *testing.T) {
 	}
 	if plain, _ := rpc(t, f.s, mcpURL, "", "resources/list", nil, nil); strings.Contains(string(plain.Result["resources"]), "conversations/") {
 		t.Errorf("/mcp resources %s", plain.Result["resources"])
+	}
+}
+
+// TestWebSocketPeerIdentity (11.6): a WebSocket client sets its peer
+// identity with X-AMS-Peer-Identity or its query form; a bad one is refused.
+func TestWebSocketPeerIdentity(t *testing.T) {
+	f := newMCPFixture(t)
+	h := jstr(t, toolOK(t, f.s, f.linkURL(), "", "ams_join", map[string]any{"stream_name": "watcher"})["handle"])
+	toolOK(t, f.s, f.linkURL(), "", "ams_recv", map[string]any{"handle": h, "gather_ms": 0})
+	f.objects.connectWS(t, f.s, f.connect(map[string]string{wire.HeaderStreamName: "human", wire.HeaderPeerIdentity: `{"kind":"human","client":"TinCan"}`}, nil))
+	f.objects.connectWS(t, f.s, f.connect(map[string]string{wire.HeaderStreamName: "bot"}, url.Values{"peer_identity": {`{"kind":"agent","model":"m"}`}}))
+	frames := recvFrames(t, toolOK(t, f.s, f.linkURL(), "", "ams_recv", map[string]any{"handle": h, "gather_ms": 0}))
+	if len(frames) != 2 || !jsonEqualRaw(mustJSON(frames[0]["peer_identity"]), json.RawMessage(`{"kind":"human","client":"TinCan"}`)) ||
+		!jsonEqualRaw(mustJSON(frames[1]["peer_identity"]), json.RawMessage(`{"kind":"agent","model":"m"}`)) {
+		t.Errorf("stream_joined frames %v", frames)
+	}
+	if _, refusal := f.s.Admit(f.connect(map[string]string{wire.HeaderStreamName: "x", wire.HeaderPeerIdentity: `{"kind":"cat"}`}, nil)); refusal == nil || *refusal != wire.CloseInvalidPeerIdentity {
+		t.Errorf("a bad peer identity: %v", refusal)
+	}
+}
+
+// TestMCPRideAlong (11.4): a tool call answered with an event stream
+// carries the member's unread frames as notifications, once each, and
+// ams_recv still returns them all.
+func TestMCPRideAlong(t *testing.T) {
+	f := newMCPFixture(t)
+	peer := f.ws(t, "web")
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	peer.token("one")
+	peer.token("two")
+	send := func() []string {
+		w := postMCP(t, f.s, f.linkURL(), "", rpcBody(1, "tools/call", map[string]any{"name": "ams_send", "arguments": map[string]any{"data": "x"}}),
+			map[string]string{"Mcp-Session-Id": s.id})
+		var notes []string
+		for _, block := range strings.Split(strings.TrimSpace(w.Body.String()), "\n\n") {
+			if data := strings.TrimPrefix(block, "event: message\ndata: "); strings.Contains(data, `"notifications/ams/`) {
+				notes = append(notes, data)
+			}
+		}
+		return notes
+	}
+	first := send()
+	if len(first) != 2 || !strings.Contains(first[0], `"data":"one"`) || !strings.Contains(first[1], `"data":"two"`) {
+		t.Fatalf("ride-along %q", first)
+	}
+	if again := send(); len(again) != 0 {
+		t.Errorf("frames rode along twice: %q", again)
+	}
+	frames := recvFrames(t, s.ok("ams_recv", map[string]any{"gather_ms": 0}))
+	if len(frames) != 2 || frames[0]["data"] != "one" || frames[1]["data"] != "two" {
+		t.Errorf("ams_recv after ride-along: %v", frames)
 	}
 }

@@ -298,11 +298,19 @@ func (c *mcpCall) send(ctx context.Context, in sendInput) (any, error) {
 		return nil, err
 	}
 	t.call.Data = in.Data
+	t.call.RideAlong = c.acceptsEvents()
 	reply, err := c.run(ctx, "send", t)
 	if err != nil {
 		return nil, err
 	}
+	c.rideAlong = reply.Frames
 	return withRejoined(map[string]any{"ok": true, "ts": reply.TS, "seq": reply.Seq, "stream_name": reply.StreamName}, reply), nil
+}
+
+// acceptsEvents says the answer may be an event stream, on which the
+// member's unread frames ride along as notifications.
+func (c *mcpCall) acceptsEvents() bool {
+	return strings.Contains(c.r.Header.Get("Accept"), "text/event-stream")
 }
 
 func withRejoined(out map[string]any, reply wire.MemberReply) map[string]any {
@@ -446,10 +454,12 @@ func (c *mcpCall) setMetadata(ctx context.Context, in metadataInput) (any, error
 		return nil, err
 	}
 	t.call.Metadata = metadata
+	t.call.RideAlong = c.acceptsEvents()
 	reply, err := c.run(ctx, "metadata", t)
 	if err != nil {
 		return nil, err
 	}
+	c.rideAlong = reply.Frames
 	return map[string]any{"ok": true, "seq": reply.Seq, "stream_name": reply.StreamName}, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -122,15 +121,25 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 	writeRPC(w, http.StatusOK, reply)
 }
 
-// notifications are the frames an ams_recv returns, already in the shape of
+// notifications are the frames an ams_recv returns, or the frames that ride
+// along on another tool call, already in the shape of
 // the PROTOCOL §6 notifications, as JSON-RPC notifications for a client
 // that accepts an event stream. They precede the call's result on the same
 // stream (and stay in the result: hosts drop notifications they do not
 // know, so nothing is marked read that only a notification carried); nil
 // otherwise.
 func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
-	if !strings.Contains(c.r.Header.Get("Accept"), "text/event-stream") || reply.Error != nil ||
-		gjson.GetBytes(request, "method").Str != "tools/call" || gjson.GetBytes(request, "params.name").Str != "ams_recv" {
+	if !c.acceptsEvents() || reply.Error != nil || gjson.GetBytes(request, "method").Str != "tools/call" {
+		return nil
+	}
+	if len(c.rideAlong) > 0 {
+		notes := []any{}
+		for _, f := range c.rideAlong {
+			notes = append(notes, json.RawMessage(pushNotification(f)))
+		}
+		return notes
+	}
+	if gjson.GetBytes(request, "params.name").Str != "ams_recv" {
 		return nil
 	}
 	result, _ := reply.Result.(map[string]any)
