@@ -50,8 +50,8 @@ func IsLoopback(origin string) bool {
 		return false
 	}
 	host := strings.ToLower(u.Hostname())
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
+	if host == "localhost" {
+		return true // not *.localhost: not every resolver keeps those local
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()

@@ -125,22 +125,6 @@ func TestCredentialIsBoundToItsOrigin(t *testing.T) {
 	}
 }
 
-func TestPlainHTTPOnlyToLoopback(t *testing.T) {
-	for origin, ok := range map[string]bool{
-		"http://localhost:8787": true, "http://127.0.0.1:1": true, "http://127.9.9.9": true, "http://[::1]:8787": true,
-		"https://ams.example.dev": true, "http://ams.example.dev": false, "http://10.0.0.1:8787": false,
-		"http://localhost.evil.dev": false,
-	} {
-		err := checkTransport(globals{}, origin)
-		if (err == nil) != ok {
-			t.Errorf("%s: %v, want allowed=%v", origin, err, ok)
-		}
-		if err := checkTransport(globals{insecureHTTP: true}, origin); err != nil {
-			t.Errorf("%s with --insecure-http: %v", origin, err)
-		}
-	}
-}
-
 func TestRecordPositionKeepsOtherEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "resume.json")
 	a, _ := parseLink("http://h/ns/conversations/a?t=tok-secret")

@@ -307,3 +307,19 @@ func TestLinkFromFileOrEnvironment(t *testing.T) {
 		t.Fatalf("--link-file - with send -: exit %d, %q", code, errw)
 	}
 }
+
+// TestJoinRefusesAnOverlongLine: join sends the lines before it, then
+// leaves with exit 2 rather than send or hold the long line.
+func TestJoinRefusesAnOverlongLine(t *testing.T) {
+	host := newFakeHost(t, joinAndRecord)
+	vars := savedAccount(t, host.URL)
+	stdin := "first\n" + strings.Repeat("x", 200<<10) + "\nnever\n"
+	code, _, errw := runWith(t, vars, stdin, "join", host.link())
+	if code != ExitRefused || !strings.Contains(errw, wire.CloseTokenTooLarge.Reason) {
+		t.Fatalf("exit %d, stderr %q", code, errw)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := host.received(); len(got) != 1 || !strings.Contains(got[0], `"first"`) {
+		t.Fatalf("the broker received %.200q", got)
+	}
+}

@@ -149,10 +149,19 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 		case <-readCtx.Done():
 		}
 	}()
+	// refused is a line the broker would refuse: join leaves with it (exit 2)
+	// rather than skip it silently.
+	refused := make(chan error, 1)
 	if command == "join" {
 		go func() {
 			send := func(line string) error { return s.Send(readCtx, line) }
-			if _, err := pumpLines(env.Stdin, send); err != nil && readCtx.Err() == nil && !errors.Is(err, client.ErrSessionClosed) {
+			_, err := pumpLines(env.Stdin, send)
+			var te *client.TokenError
+			switch {
+			case errors.As(err, &te):
+				refused <- err
+				s.Close()
+			case err != nil && readCtx.Err() == nil && !errors.Is(err, client.ErrSessionClosed):
 				p.note("stopped reading stdin: %s", describeLocal(err))
 			}
 		}()
@@ -163,6 +172,8 @@ func runStream(ctx context.Context, g globals, args []string, env Env, command, 
 			select {
 			case <-leaving:
 				return nil
+			case err := <-refused:
+				return err
 			default:
 			}
 			s.Close()
