@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -322,4 +323,70 @@ func TestJoinRefusesAnOverlongLine(t *testing.T) {
 	if got := host.received(); len(got) != 1 || !strings.Contains(got[0], `"first"`) {
 		t.Fatalf("the broker received %.200q", got)
 	}
+}
+
+// TestTailResumeNoticesASilentConnection: the first connection goes
+// silent after joined (a proxy that stopped forwarding); `tail --resume`
+// notices through keep-alive (client.DefaultKeepAlive), reconnects and
+// prints the token the second connection carries.
+func TestTailResumeNoticesASilentConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the keep-alive deadline")
+	}
+	var conns atomic.Int32
+	host := newFakeHost(t, func(f *fakeHost, ws *websocket.Conn, r *http.Request) {
+		ctx := r.Context()
+		ws.Write(ctx, websocket.MessageText, []byte(`{"type":"joined","stream_id":"str_t","stream_name":"t","seq":3}`))
+		if conns.Add(1) == 1 {
+			for { // read pings, answer nothing
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		}
+		ws.Write(ctx, websocket.MessageText, []byte(`{"type":"token","stream_id":"str_p","stream_name":"peer","seq":4,"data":"missed no more"}`))
+		ws.Read(ctx)
+	})
+	vars := savedAccount(t, host.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	errw := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"tail", host.link(), "--resume"}, Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errw, Getenv: func(k string) string { return vars[k] }})
+	}()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "peer: missed no more") {
+		select {
+		case <-deadline:
+			cancel()
+			t.Fatalf("no token after 60 s; stderr %q", errw.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(errw.String(), "went silent") {
+		t.Fatalf("stderr does not say why it reconnected: %q", errw.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the program's goroutines and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
