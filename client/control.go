@@ -30,9 +30,9 @@ type Client struct {
 }
 
 // DefaultMaxResponse bounds a control-plane answer: an inspect of a full
-// conversation (1000 streams with metadata) fits, a hostile endless body
-// does not fill memory.
-const DefaultMaxResponse = 32 << 20
+// conversation (wire.Limits.StreamListBytes, plus its own metadata) fits,
+// a hostile endless body does not fill memory.
+var DefaultMaxResponse = int64(wire.DefaultLimits.StreamListBytes() + 1<<20)
 
 // APIError is a control-plane error response.
 type APIError struct {

@@ -62,12 +62,17 @@ type DialOptions struct {
 	Subprotocols []string
 	// Header carries any further headers (extensions).
 	Header http.Header
-	// ReadLimit bounds one received frame; zero means 16 MiB.
+	// ReadLimit bounds one received frame; zero means DefaultReadLimit.
 	ReadLimit int64
 	// JoinTimeout bounds Join: the upgrade and the joined frame; zero
 	// means DefaultJoinTimeout. A host that never says joined is an error.
 	JoinTimeout time.Duration
 }
+
+// DefaultReadLimit bounds one frame: the largest a default broker sends
+// is joined listing every peer (wire.Limits.StreamListBytes, 17 MiB for
+// 1000 streams at the metadata limit), with 1 MiB to spare.
+var DefaultReadLimit = int64(wire.DefaultLimits.StreamListBytes() + 1<<20)
 
 // DefaultJoinTimeout is how long Join waits for the upgrade and joined.
 const DefaultJoinTimeout = 15 * time.Second
@@ -135,7 +140,7 @@ func Dial(ctx context.Context, magicLink string, opts DialOptions) (*Conn, error
 	}
 	limit := opts.ReadLimit
 	if limit == 0 {
-		limit = 16 << 20
+		limit = DefaultReadLimit
 	}
 	ws.SetReadLimit(limit)
 	return &Conn{ws: ws, acks: opts.Acks}, nil
