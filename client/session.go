@@ -27,9 +27,10 @@ import (
 //   - Liveness: when no frame arrived for KeepAlive it sends ping; when
 //     none arrived for twice that, the connection is dropped and resumed.
 //     Join has a deadline (DialOptions.JoinTimeout).
-//   - Backoff: reconnects wait 250 ms doubling to 5 s; the wait resets only
-//     after a connection stayed up 10 s, so a host that accepts and then
-//     misbehaves (junk frames, instant closes) is not hammered.
+//   - Backoff: reconnects wait 250 ms doubling to 5 s; only after a
+//     connection that stayed up 10 s is the first retry immediate and the
+//     wait reset, so a host that accepts and then misbehaves (junk frames,
+//     instant closes) is not hammered.
 //
 // Concurrency: Read must not overlap another Read (it also reconnects);
 // Send, Flush, Pending, LastSeq, Name, Conn and Close may be called from
@@ -115,7 +116,9 @@ func OpenSession(ctx context.Context, magicLink string, opts SessionOptions) (*S
 	if opts.Outbox <= 0 {
 		opts.Outbox = DefaultOutbox
 	}
-	s := &Session{link: magicLink, opts: opts, changed: make(chan struct{}), ownIDs: map[string]bool{}, done: make(chan struct{})}
+	// The first retry waits too: only a connection that stayed up
+	// healthyAfter earns an immediate one.
+	s := &Session{link: magicLink, opts: opts, backoff: firstBackoff, changed: make(chan struct{}), ownIDs: map[string]bool{}, done: make(chan struct{})}
 	after := opts.Dial.ResumeAfter
 	if after != nil {
 		s.lastSeq = *after
