@@ -39,6 +39,16 @@
 // older generation is refused. The Worker asks the object (LinkPath) about any
 // token its possibly stale KV record does not know.
 //
+// MCP members (members.go) are streams without a socket: a row of the
+// members table each (attachment, read cursor, last call, and the reader —
+// the one join that owns it), restored with the sockets on wake. They read
+// from the event log, so nothing is lost between two calls; a reader that
+// left or was taken over leaves a tombstone for the idle period, so its own
+// calls do not rejoin. A member's push leg (tap.go) is a hibernatable socket
+// whose attachment names the member (TapOf): it gets the member's fan-out,
+// is no stream, and goes back to its member on wake. Long-polls wait in
+// Waiters and Poll (poll.go), and a timed-out one leaves no waiter behind.
+//
 // Socket messages reach Go through a //go:wasmexport function with the text
 // in wasm memory, and Go answers with send/close ops that build/entry.mjs
 // performs in one loop (hotpath_js.go): no js.Value per event. Everything
