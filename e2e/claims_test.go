@@ -90,8 +90,9 @@ func TestAliasClaimRace(t *testing.T) {
 // (fault injection holds them back, as another location sees KV before it
 // catches up) work at once, from this isolate and from a fresh one (a second
 // wrangler dev over the same state, so no cache helps): the owner mints,
-// inspects and joins, because the namespace's object answers. The alias stays
-// taken too.
+// inspects and joins, because the namespace's object answers, and joins
+// another account's conversation, because its credential's object answers.
+// The alias stays taken too.
 func TestMintBeforeKV(t *testing.T) {
 	persist, err := os.MkdirTemp("", "ams-e2e-claims-")
 	if err != nil {
@@ -118,6 +119,20 @@ func TestMintBeforeKV(t *testing.T) {
 	}
 	acc := &client.Account{Namespace: created["namespace"].(string), Credential: created["credential"].(string)}
 	auth := map[string]string{"Authorization": "Bearer " + acc.Credential, wire.FaultKVLagHeader: "1"}
+	// Another account's conversation, whose records KV has: the lagging
+	// credential joins it too (its own object vouches for it, not the
+	// conversation's namespace).
+	status, _, host := callURL(t, first.URL, "POST", "/v1/accounts", nil, `{"namespace":"host-`+randomHex(5)+`"}`)
+	if status != http.StatusCreated {
+		first.Stop()
+		t.Fatalf("host account: %d %v", status, host)
+	}
+	status, _, hosted := callURL(t, first.URL, "POST", "/v1/"+host["namespace"].(string)+"/conversations",
+		map[string]string{"Authorization": "Bearer " + host["credential"].(string)}, `{"alias":"hosted"}`)
+	if status != http.StatusCreated {
+		first.Stop()
+		t.Fatalf("host mint: %d %v", status, hosted)
+	}
 	status, _, minted := callURL(t, first.URL, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"early"}`)
 	if status != http.StatusCreated {
 		first.Stop()
@@ -126,6 +141,18 @@ func TestMintBeforeKV(t *testing.T) {
 	link := minted["magic_link"].(string)
 	check := func(b *Broker) {
 		t.Helper()
+		// First, before anything in this isolate has vouched for the
+		// credential.
+		hostLink, _ := client.ParseMagicLink(hosted["magic_link"].(string))
+		conn, joined, err := client.Join(ctx, b.URL+"/"+hostLink.Namespace+"/conversations/hosted?t="+hostLink.Token,
+			client.DialOptions{Credential: acc.Credential, StreamName: "guest"})
+		if err != nil {
+			t.Fatalf("join of another account's conversation before KV: %v", err)
+		}
+		conn.CloseNow()
+		if joined.ConversationID != hosted["conversation_id"] {
+			t.Fatalf("joined %s", joined.Raw)
+		}
 		parsed, _ := client.ParseMagicLink(link)
 		inspect := "/v1/" + acc.Namespace + "/conversations/early?t=" + parsed.Token
 		status, _, body := callURL(t, b.URL, "GET", inspect, nil, "")
@@ -133,7 +160,7 @@ func TestMintBeforeKV(t *testing.T) {
 			t.Fatalf("inspect before KV: %d %v", status, body)
 		}
 		relinked := b.URL + "/" + acc.Namespace + "/conversations/early?t=" + parsed.Token
-		conn, joined, err := client.Join(ctx, relinked, client.DialOptions{Credential: acc.Credential, StreamName: "early-bird"})
+		conn, joined, err = client.Join(ctx, relinked, client.DialOptions{Credential: acc.Credential, StreamName: "early-bird"})
 		if err != nil {
 			t.Fatalf("join before KV: %v", err)
 		}

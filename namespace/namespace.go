@@ -1,6 +1,8 @@
 // Package namespace is the namespace Durable Object: one object per
 // namespace owns the claim on the namespace (its account) and on each alias
 // minted in it, so two concurrent claims of one name can never both win.
+// The same class, under another name (CredentialObject), owns each
+// credential's account record, so a credential is known at once everywhere.
 //
 // Design. Workers KV has no compare-and-set and is eventually consistent, so
 // a check-then-put there lets every racer through. The object is the single
@@ -15,6 +17,12 @@
 // first. Each claim stores the record the Worker then writes to KV, so where
 // KV has not caught up yet (another location, another isolate), the Worker
 // asks the owner and a fresh mint is joinable and inspectable at once.
+//
+// A credential's index (credindex: in KV) propagates as slowly as the rest,
+// and authentication cannot know the namespace before it knows the account.
+// So the account is also stored under the credential's own object, named
+// from its peppered hash (never the credential): a credential KV does not
+// know yet is resolved there, whichever conversation it joins.
 //
 // Reads never create tables: a lookup of a namespace nobody claimed leaves
 // the object without storage.
@@ -43,6 +51,11 @@ const (
 	// in the body; GET reads it.
 	AliasPrefix = "/aliases/"
 )
+
+// CredentialObject is the object name that owns the account of the
+// credential whose peppered hash is hash. A namespace never contains ':', so
+// the name cannot be a namespace's.
+func CredentialObject(hash string) string { return "credential:" + hash }
 
 // AliasPath is the object path of alias.
 func AliasPath(alias string) string { return AliasPrefix + alias }

@@ -43,12 +43,14 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request, _ params
 		writeError(w, wire.ErrNamespaceTaken, "namespace "+ns+" is taken")
 		return
 	}
-	// The KV namespace key goes last: should a write fail, the claim is
-	// released and no half-created account blocks the name.
+	// The KV namespace key goes last: should a write fail, the claims are
+	// released and no half-created account blocks the name. The credential's
+	// object is written beside KV, so the credential works at once anywhere.
 	kv, _ := s.writeKV(r)
 	err = parallel(
 		func() error { return putJSON(ctx, kv, accountKey(acc.AccountID), acc) },
 		func() error { return kv.Put(ctx, credentialIndexKey(acc.CredentialHash), acc.AccountID) },
+		func() error { return s.keepCredential(ctx, &acc) },
 	)
 	if err == nil {
 		err = kv.Put(ctx, namespaceKey(acc.Namespace), acc.AccountID)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/ams-dev/ams/namespace"
 	"github.com/ams-dev/ams/wire"
@@ -60,11 +59,31 @@ func (s *Service) claimNamespace(ctx context.Context, acc *Account) (bool, error
 	return s.claim(ctx, acc.Namespace, namespace.AccountPath, acc)
 }
 
-// releaseNamespace frees acc's claim after its KV records failed to land,
+// releaseNamespace frees acc's claims after its KV records failed to land,
 // so the name is not blocked by an account whose credential nobody holds.
 func (s *Service) releaseNamespace(ctx context.Context, acc *Account) {
-	_, _, _ = s.Namespaces.Call(ctx, acc.Namespace, http.MethodDelete,
-		namespace.AccountPath+"?account_id="+url.QueryEscape(acc.AccountID), nil)
+	query := "?account_id=" + url.QueryEscape(acc.AccountID)
+	for _, object := range []string{acc.Namespace, namespace.CredentialObject(acc.CredentialHash)} {
+		_, _, _ = s.Namespaces.Call(ctx, object, http.MethodDelete, namespace.AccountPath+query, nil)
+	}
+}
+
+// keepCredential stores acc under its credential's object before the
+// credential is returned, so the credential authenticates at once wherever
+// KV has not caught up (credentialAccount).
+func (s *Service) keepCredential(ctx context.Context, acc *Account) error {
+	stored, err := s.claim(ctx, namespace.CredentialObject(acc.CredentialHash), namespace.AccountPath, acc)
+	if err == nil && !stored {
+		err = errors.New("the credential's object already holds an account")
+	}
+	return err
+}
+
+// credentialAccount is the account the object of the credential hashed to
+// hash holds: the lookup of last resort, for a credential whose KV index or
+// account record has not propagated yet.
+func (s *Service) credentialAccount(ctx context.Context, hash string, into *Account) error {
+	return s.owned(ctx, namespace.CredentialObject(hash), namespace.AccountPath, into)
 }
 
 // claimAliasFor claims rec's alias in its namespace for rec.
@@ -80,16 +99,6 @@ func (s *Service) ownedConversation(ctx context.Context, ns, alias string) (*Con
 		return nil, err
 	}
 	return &rec, nil
-}
-
-// ownedAccount is the owner's account record of ns, for a credential whose
-// KV index has not propagated yet.
-func (s *Service) ownedAccount(ctx context.Context, ns string) (*Account, error) {
-	var acc Account
-	if err := s.owned(ctx, ns, namespace.AccountPath, &acc); err != nil {
-		return nil, err
-	}
-	return &acc, nil
 }
 
 // writeKV is the KV a request's writes go to, and whether fault injection
@@ -108,29 +117,3 @@ func (s *Service) writeKV(r *http.Request) (KV, bool) {
 type unpropagatedKV struct{ KV }
 
 func (unpropagatedKV) Put(context.Context, string, string) error { return nil }
-
-// authenticateIn is authenticate for a request about namespace ns: a
-// credential KV does not know yet (its account was just created elsewhere)
-// is checked against the account ns's owner holds, so a new account can
-// mint, rotate, inspect and join its own conversations at once.
-func (s *Service) authenticateIn(ctx context.Context, credential, ns string) (*Account, error) {
-	acc, err := s.authenticate(ctx, credential)
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.code != wire.ErrInvalidCredential || !wire.ValidNamespace(ns) ||
-		!strings.HasPrefix(credential, wire.CredentialPrefix) {
-		return acc, err
-	}
-	owner, ownerErr := s.ownedAccount(ctx, ns)
-	if ownerErr != nil {
-		if errors.Is(ownerErr, errNotFound) {
-			return nil, err
-		}
-		return nil, ownerErr
-	}
-	hash := s.Peppers.CredentialHash(credential)
-	if !wire.HashesEqual(owner.CredentialHash, hash) {
-		return nil, err
-	}
-	s.Cache.keepAccount(hash, owner, s.Now())
-	return owner, nil
-}

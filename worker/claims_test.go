@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -233,9 +234,10 @@ func connectRequest(link, credential string) *http.Request {
 	return r
 }
 
-// TestAccountServedByOwnerBeforeKV: a credential KV does not know yet is
-// accepted for its own namespace, where the owner vouches for it, and
-// nowhere else.
+// TestAccountServedByOwnerBeforeKV: a credential KV does not know yet (its
+// index nor its account record) is resolved by its own object: it mints in
+// its namespace, and joins its own conversations and another account's, in
+// this isolate and in a fresh one. A forged credential is still refused.
 func TestAccountServedByOwnerBeforeKV(t *testing.T) {
 	f := newFixture(t)
 	f.s.FaultInjection = true
@@ -244,22 +246,33 @@ func TestAccountServedByOwnerBeforeKV(t *testing.T) {
 	r.Header.Set(wire.FaultKVLagHeader, "1")
 	created := serve(t, f.s, r, http.StatusCreated)
 	credential := jsonString(t, created["credential"])
-	if _, found, _ := f.s.KV.Get(context.Background(), credentialIndexKey(f.s.Peppers.CredentialHash(credential))); found {
-		t.Fatal("the lagging account wrote KV")
+	accountID := jsonString(t, created["account_id"])
+	for _, key := range []string{credentialIndexKey(f.s.Peppers.CredentialHash(credential)), accountKey(accountID)} {
+		if _, found, _ := f.s.KV.Get(context.Background(), key); found {
+			t.Fatalf("the lagging account wrote %s", key)
+		}
 	}
-	minted := serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", credential, `{"alias":"room"}`), http.StatusCreated)
-	link := jsonString(t, minted["magic_link"])
-	if join, refusal := f.s.Admit(connectRequest(link, credential)); refusal != nil || join.AccountID != jsonString(t, created["account_id"]) {
-		t.Fatalf("join of its own conversation: %+v %+v", join, refusal)
+	fresh := *f.s
+	fresh.Cache = NewCache()
+	for _, s := range []*Service{f.s, &fresh} {
+		minted := serve(t, s, newRequest("POST", "https://ams.example/v1/fresh/conversations", credential, `{}`), http.StatusCreated)
+		link := jsonString(t, minted["magic_link"])
+		if join, refusal := s.Admit(connectRequest(link, credential)); refusal != nil || join.AccountID != accountID {
+			t.Fatalf("join of its own conversation: %+v %+v", join, refusal)
+		}
+		if join, refusal := s.Admit(connectRequest("https://ams.example"+f.link.RequestURI(), credential)); refusal != nil || join.AccountID != accountID {
+			t.Fatalf("join of another account's conversation: %+v %+v", join, refusal)
+		}
+		// It is authenticated, and still owns only its own namespace.
+		serve(t, s, newRequest("POST", "https://ams.example/v1/demo/conversations", credential, `{}`), http.StatusForbidden)
 	}
-	serve(t, f.s, newRequest("GET", "https://ams.example/v1/fresh/conversations/room", credential, ""), http.StatusOK)
-	// Another namespace's owner does not vouch for it.
-	serve(t, f.s, newRequest("POST", "https://ams.example/v1/demo/conversations", credential, `{}`), http.StatusUnauthorized)
-	if _, refusal := f.s.Admit(connectRequest("https://ams.example"+f.link.RequestURI(), credential)); refusal == nil || *refusal != wire.CloseInvalidCredential {
-		t.Fatalf("join of another namespace's conversation: %+v", refusal)
+	// A forged credential is refused, by KV and by its (empty) object alike.
+	for _, forged := range []string{wire.NewCredential(), wire.CredentialPrefix + "forged", "forged"} {
+		serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", forged, `{}`), http.StatusUnauthorized)
+		if _, refusal := f.s.Admit(connectRequest("https://ams.example"+f.link.RequestURI(), forged)); refusal == nil || *refusal != wire.CloseInvalidCredential {
+			t.Fatalf("join with a forged credential: %+v", refusal)
+		}
 	}
-	// Nor for a wrong credential.
-	serve(t, f.s, newRequest("POST", "https://ams.example/v1/fresh/conversations", wire.CredentialPrefix+"forged", `{}`), http.StatusUnauthorized)
 }
 
 // TestMintKVWriteFails: the alias is claimed but its KV records fail to
@@ -280,5 +293,42 @@ func TestMintKVWriteFails(t *testing.T) {
 		}
 		serve(t, s, newRequest("GET", "https://ams.example/v1/demo/conversations/shaky?t="+strings.SplitN(link, "?t=", 2)[1], "", ""), http.StatusOK)
 		serve(t, s, newRequest("POST", "https://ams.example/v1/demo/conversations", f.credential, `{"alias":"shaky"}`), http.StatusConflict)
+	}
+}
+
+// namespaceKeyFailsKV fails the write of every namespace: key, the last of
+// an account's KV writes.
+type namespaceKeyFailsKV struct{ KV }
+
+func (k namespaceKeyFailsKV) Put(ctx context.Context, key, value string) error {
+	if strings.HasPrefix(key, "namespace:") {
+		return errors.New("KV unavailable")
+	}
+	return k.KV.Put(ctx, key, value)
+}
+
+// TestAccountKVWriteFails: an account whose KV writes fail is not created:
+// its namespace is free again and its credential's object holds nothing, so
+// no credential nobody received authenticates anywhere.
+func TestAccountKVWriteFails(t *testing.T) {
+	s := newTestService()
+	objects := &memNamespaces{}
+	s.Namespaces = objects
+	healthy := s.KV
+	s.KV = namespaceKeyFailsKV{healthy}
+	if code, body := call(t, s, "POST", "https://ams.example/v1/accounts", "", `{"namespace":"shaky"}`); code < 500 {
+		t.Fatalf("account with failing KV: %d %v", code, body)
+	}
+	if len(objects.objects) != 2 {
+		t.Fatalf("objects %v, want the namespace's and the credential's", objects.objects)
+	}
+	for name, store := range objects.objects {
+		if _, found := store.Get("account"); found {
+			t.Errorf("object %s still holds the account", name)
+		}
+	}
+	s.KV = healthy
+	if code, body := call(t, s, "POST", "https://ams.example/v1/accounts", "", `{"namespace":"shaky"}`); code != http.StatusCreated {
+		t.Fatalf("the freed namespace: %d %v", code, body)
 	}
 }

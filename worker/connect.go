@@ -69,7 +69,7 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	if credential == "" {
 		credential = offered
 	}
-	acc, err := s.authenticateIn(ctx, credential, p.ns)
+	acc, err := s.authenticate(ctx, credential)
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return join, &wire.CloseInvalidCredential, nil

@@ -25,7 +25,7 @@ const aliasAttempts = 8
 
 // createConversation is POST /v1/{ns}/conversations.
 func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p params) {
-	acc, err := s.authenticateIn(r.Context(), bearer(r), p.ns)
+	acc, err := s.authenticate(r.Context(), bearer(r))
 	if err != nil {
 		respond(w, err)
 		return
@@ -215,7 +215,7 @@ func (s *Service) getConversation(w http.ResponseWriter, r *http.Request, p para
 			return
 		}
 	} else {
-		acc, err := s.authenticateIn(ctx, credential, p.ns)
+		acc, err := s.authenticate(ctx, credential)
 		if err != nil {
 			respond(w, err)
 			return

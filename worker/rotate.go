@@ -23,7 +23,7 @@ import (
 // exactly one link is valid, and the caller gets it.
 func (s *Service) rotateLink(w http.ResponseWriter, r *http.Request, p params) {
 	ctx := r.Context()
-	acc, err := s.authenticateIn(ctx, bearer(r), p.ns)
+	acc, err := s.authenticate(ctx, bearer(r))
 	if err != nil {
 		respond(w, err)
 		return

@@ -242,11 +242,14 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// authenticate resolves a bearer credential to its account.
+// authenticate resolves a bearer credential to its account: from the
+// isolate's cache, KV, or (where KV has not caught up with a new account,
+// in any namespace) the credential's object.
 func (s *Service) authenticate(ctx context.Context, credential string) (*Account, error) {
 	if credential == "" {
 		return nil, fail(wire.ErrMissingCredential, "Authorization: Bearer ams_sk_... is required")
 	}
+	invalid := fail(wire.ErrInvalidCredential, "the credential is not valid")
 	hash := s.Peppers.CredentialHash(credential)
 	if acc := s.Cache.account(hash, s.Now()); acc != nil && wire.HashesEqual(acc.CredentialHash, hash) {
 		return acc, nil
@@ -255,18 +258,24 @@ func (s *Service) authenticate(ctx context.Context, credential string) (*Account
 	if err != nil {
 		return nil, err
 	}
-	if !found || !strings.HasPrefix(credential, wire.CredentialPrefix) {
-		return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
+	if !strings.HasPrefix(credential, wire.CredentialPrefix) {
+		return nil, invalid
 	}
 	var acc Account
-	if err := getJSON(ctx, s.KV, accountKey(id), &acc); err != nil {
-		if errors.Is(err, errNotFound) {
-			return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
-		}
+	err = errNotFound
+	if found {
+		err = getJSON(ctx, s.KV, accountKey(id), &acc)
+	}
+	if errors.Is(err, errNotFound) {
+		err = s.credentialAccount(ctx, hash, &acc)
+	}
+	if errors.Is(err, errNotFound) {
+		return nil, invalid
+	} else if err != nil {
 		return nil, err
 	}
 	if !wire.HashesEqual(acc.CredentialHash, hash) {
-		return nil, fail(wire.ErrInvalidCredential, "the credential is not valid")
+		return nil, invalid
 	}
 	s.Cache.keepAccount(hash, &acc, s.Now())
 	return &acc, nil
