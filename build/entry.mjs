@@ -13,7 +13,9 @@ let hot; // the instance's exports and views of its hot-path arrays
 function broker(env) {
   if (!go || go.exited) {
     go = new Go();
-    go.env = { GOGC: "400" };
+    // The Go heap is small and short-lived garbage dominates: collect less
+    // often, but harder as it nears a bound well inside the isolate's memory.
+    go.env = { GOGC: "400", GOMEMLIMIT: "48MiB" };
     handlers = hot = undefined;
     ready = new Promise((resolve) => {
       // syumai/workers reads env from globalThis.context; Go adds its handlers to binding.
@@ -70,6 +72,7 @@ function message(incarnation, slot, text) {
 // fan-out is this one loop. A socket that closed under us throws; its own
 // close event removes it.
 function perform(sockets, n) {
+  if (hot.out.byteLength === 0) views(); // drain runs inside a call
   const { out, dv } = hot;
   for (let at = 0; at < n; ) {
     const op = out[at];
@@ -160,12 +163,18 @@ export class Conversation extends DurableObject {
   }
   flush() {
     this.flushSoon = false;
-    if (!handlers || go.exited) return;
+    if (!hot) return; // the program ended: what it held is gone (docs/DELIVERY.md)
     let again;
     try {
-      again = call(this.env, "conversationFlush", this, this.incarnation);
+      again = hot.x.amsFlush(this.incarnation);
     } catch (err) {
+      go = handlers = hot = undefined;
       console.error("ams: flush:", err);
+      return;
+    }
+    if (go.exited) {
+      go = handlers = hot = undefined;
+      return;
     }
     if (again > 0 && !this.flushSoon) this.flushTimer = setTimeout(() => this.flush(), again);
   }

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -53,6 +54,7 @@ type BatchLog struct {
 	reserved int64 // the highest seq the store has reserved
 	last     int64 // the highest seq appended or saved
 	ticked   int64 // last, at the previous Tick
+	trim     int64 // the store is to be trimmed through this seq at the next flush
 }
 
 // NewBatchLog returns a log over store that writes at most maxBatch events
@@ -89,8 +91,13 @@ func (l *BatchLog) Pending() int { return len(l.pending) }
 // left unused: the log's object could be dropped without Close.
 func (l *BatchLog) Settled() bool { return len(l.pending) == 0 && l.reserved <= l.last }
 
-// Flush writes the pending events.
+// Flush writes the pending events, and a trim asked for since the last
+// flush: together, one transaction instead of one per statement.
 func (l *BatchLog) Flush() {
+	if l.trim > 0 {
+		l.store.TrimThrough(l.trim)
+		l.trim = 0
+	}
 	if len(l.pending) == 0 {
 		return
 	}
@@ -125,7 +132,7 @@ func (l *BatchLog) Close() {
 }
 
 func (l *BatchLog) Since(after int64) []Event {
-	events := l.store.Since(after)
+	events := l.store.Since(max(after, l.trim))
 	for _, e := range l.pending {
 		if e.Seq > after {
 			events = append(events, e)
@@ -134,8 +141,10 @@ func (l *BatchLog) Since(after int64) []Event {
 	return events
 }
 
+// TrimThrough drops pending events at or below seq at once, and stored ones
+// at the next flush (Since skips them meanwhile).
 func (l *BatchLog) TrimThrough(seq int64) {
-	l.store.TrimThrough(seq)
+	l.trim = max(l.trim, seq)
 	kept := l.pending[:0]
 	for _, e := range l.pending {
 		if e.Seq > seq {
@@ -161,12 +170,32 @@ func (l *BatchLog) Link() wire.LinkState { return l.store.Link() }
 func (l *BatchLog) SaveLink(link wire.LinkState) { l.store.SaveLink(link) }
 
 // EncodeBatch is how a store keeps one batch in one row: the frames back to
-// back, and meta, a JSON array of [seq, stream_id, stream_name, frame
-// length] per event. One row per batch, not per event, is what makes a
-// batch cheap to write (BENCHMARKS.md).
+// back, and meta, the JSON [streams, events]: streams lists each stream of
+// the batch once as [stream_id, stream_name], events has [seq, index into
+// streams, frame length] per event. One row per batch, not per event, is
+// what makes a batch cheap to write (BENCHMARKS.md).
 func EncodeBatch(events []Event, meta, frames []byte) ([]byte, []byte) {
-	meta = append(meta[:0], '[')
+	meta = append(meta[:0], "[["...)
 	frames = frames[:0]
+	var streams []Event // one event of each stream, in order of appearance
+	index := make([]int, len(events))
+	for i, e := range events {
+		k := slices.IndexFunc(streams, func(s Event) bool { return s.StreamID == e.StreamID && s.StreamName == e.StreamName })
+		if k < 0 {
+			k = len(streams)
+			if k > 0 {
+				meta = append(meta, ',')
+			}
+			meta = append(meta, '[')
+			meta = wire.AppendJSONString(meta, e.StreamID)
+			meta = append(meta, ',')
+			meta = wire.AppendJSONString(meta, e.StreamName)
+			meta = append(meta, ']')
+			streams = append(streams, e)
+		}
+		index[i] = k
+	}
+	meta = append(meta, "],["...)
 	for i, e := range events {
 		if i > 0 {
 			meta = append(meta, ',')
@@ -174,15 +203,13 @@ func EncodeBatch(events []Event, meta, frames []byte) ([]byte, []byte) {
 		meta = append(meta, '[')
 		meta = strconv.AppendInt(meta, e.Seq, 10)
 		meta = append(meta, ',')
-		meta = wire.AppendJSONString(meta, e.StreamID)
-		meta = append(meta, ',')
-		meta = wire.AppendJSONString(meta, e.StreamName)
+		meta = strconv.AppendInt(meta, int64(index[i]), 10)
 		meta = append(meta, ',')
 		meta = strconv.AppendInt(meta, int64(len(e.Frame)), 10)
 		meta = append(meta, ']')
 		frames = append(frames, e.Frame...)
 	}
-	return append(meta, ']'), frames
+	return append(meta, "]]"...), frames
 }
 
 // DecodeBatch returns the events of a batch with Seq > after, or false if
@@ -191,20 +218,33 @@ func DecodeBatch(meta, frames []byte, after int64) ([]Event, bool) {
 	if !gjson.ValidBytes(meta) {
 		return nil, false
 	}
+	parts := gjson.ParseBytes(meta).Array()
+	if len(parts) != 2 {
+		return nil, false
+	}
+	var streams [][2]string
+	for _, s := range parts[0].Array() {
+		f := s.Array()
+		if len(f) != 2 {
+			return nil, false
+		}
+		streams = append(streams, [2]string{f[0].String(), f[1].String()})
+	}
 	var events []Event
-	at, ok := 0, true
-	gjson.ParseBytes(meta).ForEach(func(_, e gjson.Result) bool {
+	at := 0
+	for _, e := range parts[1].Array() {
 		f := e.Array()
-		if len(f) != 4 || f[3].Int() < 0 || at+int(f[3].Int()) > len(frames) {
-			ok = false
-			return false
+		if len(f) != 3 {
+			return nil, false
 		}
-		n := int(f[3].Int())
+		k, n := f[1].Int(), f[2].Int()
+		if k < 0 || k >= int64(len(streams)) || n < 0 || int64(at)+n > int64(len(frames)) {
+			return nil, false
+		}
 		if seq := f[0].Int(); seq > after {
-			events = append(events, Event{Seq: seq, StreamID: f[1].String(), StreamName: f[2].String(), Frame: frames[at : at+n : at+n]})
+			events = append(events, Event{Seq: seq, StreamID: streams[k][0], StreamName: streams[k][1], Frame: frames[at : at+int(n) : at+int(n)]})
 		}
-		at += n
-		return true
-	})
-	return events, ok && at == len(frames)
+		at += int(n)
+	}
+	return events, at == len(frames)
 }

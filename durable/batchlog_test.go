@@ -235,9 +235,10 @@ func TestBatchRowRoundTrip(t *testing.T) {
 		{Seq: 7, StreamID: "str_a", StreamName: "a", Frame: []byte(`{"type":"token","data":"\u00e9\"q\\"}`)},
 		{Seq: 8, StreamID: "str_\"b", StreamName: "b\n", Frame: []byte(`{}`)},
 		{Seq: 10, StreamID: "str_c", StreamName: "c", Frame: []byte("{\"data\":\"日本\"}")},
+		{Seq: 11, StreamID: "str_a", StreamName: "a", Frame: []byte(`{"again":1}`)},
 	}
 	meta, frames := EncodeBatch(events, nil, nil)
-	for after, want := range map[int64][]Event{0: events, 7: events[1:], 9: events[2:], 10: nil} {
+	for after, want := range map[int64][]Event{0: events, 7: events[1:], 9: events[2:], 11: nil} {
 		got, ok := DecodeBatch(meta, frames, after)
 		if !ok || len(got) != len(want) {
 			t.Fatalf("after %d: %d events, ok %v", after, len(got), ok)
@@ -251,12 +252,30 @@ func TestBatchRowRoundTrip(t *testing.T) {
 	for name, bad := range map[string][2][]byte{
 		"frames cut short":  {meta, frames[:len(frames)-1]},
 		"frames too long":   {meta, append(slices.Clone(frames), 'x')},
-		"not json":          {[]byte(`[[1,"a","a",2]`), []byte(`{}`)},
-		"negative length":   {[]byte(`[[1,"a","a",-2]]`), nil},
-		"wrong field count": {[]byte(`[[1,"a",2]]`), []byte(`{}`)},
+		"not json":          {[]byte(`[[["a","a"]],[[1,0,2]]`), []byte(`{}`)},
+		"negative length":   {[]byte(`[[["a","a"]],[[1,0,-2]]]`), nil},
+		"wrong field count": {[]byte(`[[["a","a"]],[[1,2]]]`), []byte(`{}`)},
+		"no such stream":    {[]byte(`[[["a","a"]],[[1,1,2]]]`), []byte(`{}`)},
+		"not two parts":     {[]byte(`[[[1,0,2]]]`), []byte(`{}`)},
 	} {
 		if _, ok := DecodeBatch(bad[0], bad[1], 0); ok {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestTimestampMatchesWire: the conversation's own timestamp formatting is
+// wire.Timestamp's, across seconds, minutes, days and years.
+func TestTimestampMatchesWire(t *testing.T) {
+	var now time.Time
+	c := NewConversation(wire.DefaultLimits, func() time.Time { return now }, func() string { return "x" }, newMemLog(t))
+	start := time.Date(2023, 12, 31, 23, 58, 58, 0, time.UTC).UnixMilli()
+	for ms := start; ms < start+190_000; ms += 997 {
+		for _, at := range []int64{ms, ms + 1, ms} {
+			now = time.UnixMilli(at).In(time.FixedZone("x", 5*3600))
+			if got, want := c.timestamp(), wire.Timestamp(now); got != want {
+				t.Fatalf("timestamp at %d = %s, want %s", at, got, want)
+			}
 		}
 	}
 }

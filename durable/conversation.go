@@ -92,6 +92,8 @@ type Peer struct {
 	Socket Socket
 	// flow accounts unacknowledged frames when the connection acknowledges.
 	flow *flowWindow
+	// tokenFields is wire.TokenFields of the stream, made on its first token.
+	tokenFields []byte
 }
 
 // Conversation is the in-memory view of one conversation: its live streams,
@@ -120,17 +122,31 @@ type Conversation struct {
 	// memberTombs are the MCP readers that left (members.go).
 	memberTombs tombstones
 	to          []Socket // emit's recipients, reused
-	ts          string   // the last timestamp formatted, of millisecond tsMilli
+	ts          string   // the last timestamp made, of millisecond tsMilli
 	tsMilli     int64
+	tsMinute    string // wire.Timestamp's first 17 bytes ("2006-01-02T15:04:") in minute tsMinuteOf
+	tsMinuteOf  int64
 }
 
-// timestamp is wire.Timestamp of now, formatted once per millisecond: under
-// load many tokens share one (and workerd's clock stands still during an event).
+// timestamp is wire.Timestamp of now. time.Format costs more than the rest
+// of a token's handling in WebAssembly, so only the date and minute come
+// from it, once a minute; seconds and milliseconds are appended here.
 func (c *Conversation) timestamp() string {
-	t := c.now()
-	if ms := t.UnixMilli(); ms != c.tsMilli || c.ts == "" {
-		c.tsMilli, c.ts = ms, wire.Timestamp(t)
+	ms := c.now().UnixMilli()
+	if ms == c.tsMilli && c.ts != "" {
+		return c.ts
 	}
+	if ms < 0 {
+		return wire.Timestamp(time.UnixMilli(ms))
+	}
+	if minute := ms / 60000; minute != c.tsMinuteOf || c.tsMinute == "" {
+		c.tsMinuteOf, c.tsMinute = minute, wire.Timestamp(time.UnixMilli(ms))[:17]
+	}
+	sec, milli := ms%60000/1000, ms%1000
+	b := make([]byte, 0, 24)
+	b = append(b, c.tsMinute...)
+	b = append(b, byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z')
+	c.tsMilli, c.ts = ms, string(b)
 	return c.ts
 }
 
@@ -400,7 +416,10 @@ func (c *Conversation) apply(p *Peer, frame wire.ClientFrame) int64 {
 	switch frame.Type {
 	case wire.TypeToken:
 		ts := c.timestamp()
-		return c.emit(p, func(seq int64) []byte { return wire.EncodeToken(p.Stream(), seq, ts, frame.Data) })
+		if p.tokenFields == nil {
+			p.tokenFields = wire.TokenFields(p.Stream())
+		}
+		return c.emit(p, func(seq int64) []byte { return wire.EncodeTokenWith(p.tokenFields, seq, ts, frame.Data) })
 	case wire.TypeSetMetadata:
 		p.Metadata = slices.Clone(frame.Metadata)
 		p.Socket.Save(p.Attachment)

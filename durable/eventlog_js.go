@@ -16,6 +16,7 @@ type sqlEventLog struct {
 	insert js.Value // the batch INSERT, as a JS string made once
 	meta   []byte   // EncodeBatch's buffers, reused
 	frames []byte
+	legacy int64 // the highest seq in events, 0 once it is empty
 }
 
 var uint8Array = js.Global().Get("Uint8Array")
@@ -36,6 +37,7 @@ func newSQLEventLog(sql sqlStorage) *sqlEventLog {
 		frames BLOB NOT NULL)`)
 	l.exec(`CREATE TABLE IF NOT EXISTS conversation_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
 	l.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, token_hash TEXT NOT NULL)`)
+	l.legacy = int64(l.exec("SELECT coalesce(max(seq), 0) AS seq FROM events").Call("one").Get("seq").Float())
 	return l
 }
 
@@ -85,7 +87,12 @@ func (l *sqlEventLog) batches(after int64, fn func([]Event)) {
 // TrimThrough deletes what lies at or below seq: a batch only when all of
 // it does (Since filters the rest).
 func (l *sqlEventLog) TrimThrough(seq int64) {
-	l.exec("DELETE FROM events WHERE seq <= ?", float64(seq))
+	if seq >= l.legacy && l.legacy > 0 {
+		l.exec("DELETE FROM events")
+		l.legacy = 0
+	} else if l.legacy > 0 {
+		l.exec("DELETE FROM events WHERE seq <= ?", float64(seq))
+	}
 	l.exec("DELETE FROM event_batches WHERE last_seq <= ?", float64(seq))
 }
 

@@ -108,6 +108,27 @@ func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
 	return result
 }
 
+// amsFlush is entry.mjs's flush timer, at most AMS_REPLAY_FLUSH_MILLIS after
+// an event: the pending events of the object of incarnation are written.
+// It returns in how many milliseconds to call again (0: not before the next
+// event). It ends with a scheduler turn, for the finalizers of the values
+// the write made.
+//
+//go:wasmexport amsFlush
+func amsFlush(incarnation int32) (again int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "ams: recovered panic in amsFlush: %v\n%s", r, debug.Stack())
+			again = 0
+		}
+		runtime.Gosched()
+	}()
+	if o, ok := residents.Get(int(incarnation)); ok && o.log.Tick() {
+		return idleMillis
+	}
+	return 0
+}
+
 // closeAfterPanic is closeOnPanic for the hot path: the sender of the event
 // that panicked is closed 4500, touching none of the object's Go state,
 // which stays unsettled: the next event (this close's, or any) takes the
@@ -124,10 +145,9 @@ func closeAfterPanic(slot int32) {
 
 // opWriter appends ops to hotOut while an export runs.
 type opWriter struct {
-	o      *object // the object whose sockets the slots name; nil outside an export
-	clock  int64   // the event's time, Unix milliseconds
-	n      int
-	drains int // times hotOut filled up within one call (tests and logs)
+	o     *object // the object whose sockets the slots name; nil outside an export
+	clock int64   // the event's time, Unix milliseconds
+	n     int
 }
 
 func (w *opWriter) begin(o *object, clock int64) { w.o, w.clock, w.n = o, clock, 0 }
@@ -158,7 +178,6 @@ func (w *opWriter) room(need int) bool {
 	if w.n+need > len(hotOut) {
 		w.o.self.Call("drain", w.n)
 		w.n = 0
-		w.drains++
 	}
 	return true
 }

@@ -263,3 +263,34 @@ func TestExitLosesBatchNotSeq(t *testing.T) {
 	}
 	c.CloseNow()
 }
+
+// TestLargeTokensGrowMemory sends tokens near the size limit through the
+// socket hot path, enough for the Go heap, and so the instance's memory, to
+// grow (which detaches entry.mjs's views of it): every token arrives whole
+// and in order, and small ones still flow after.
+func TestLargeTokensGrowMemory(t *testing.T) {
+	r := newRoom(t)
+	ctx := testContext(t, 90*time.Second)
+	pub, joinedPub := r.join(t, r.owner, "pub")
+	sub, _ := r.join(t, newAccount(t), "sub")
+	next(t, pub, wire.TypeStreamJoined)
+	const n = 150
+	big := func(i int) string { return fmt.Sprintf("%03d|", i) + strings.Repeat(string(rune('a'+i%26)), 60<<10) }
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := pub.SendToken(ctx, big(i)); err != nil {
+				return
+			}
+		}
+		pub.SendToken(ctx, "small after")
+	}()
+	for i, data := range collectTokens(t, ctx, sub.Read, joinedPub.StreamID, n+1) {
+		want := "small after"
+		if i < n {
+			want = big(i)
+		}
+		if data != want {
+			t.Fatalf("token %d: %d bytes %.12q..., want %d bytes %.12q...", i, len(data), data, len(want), want)
+		}
+	}
+}

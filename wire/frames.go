@@ -198,9 +198,23 @@ func EncodeStreamLeft(s StreamInfo, seq int64) []byte {
 // EncodeToken renders a token frame; data is the raw JSON string literal the
 // emitter sent, copied unchanged.
 func EncodeToken(s StreamInfo, seq int64, ts string, data []byte) []byte {
-	w := newObject(TypeToken, 160+len(data))
-	w.integer("seq", seq)
+	return EncodeTokenWith(TokenFields(s), seq, ts, data)
+}
+
+// TokenFields is the stream's part of its token frames, which a broker
+// encoding a token per message can keep instead of escaping it every time.
+func TokenFields(s StreamInfo) []byte {
+	w := object{b: make([]byte, 0, 64+len(s.ID)+len(s.Name)+len(s.Owner))}
 	w.streamFields(s)
+	return w.b
+}
+
+// EncodeTokenWith is EncodeToken with the stream's TokenFields.
+func EncodeTokenWith(fields []byte, seq int64, ts string, data []byte) []byte {
+	// Sized for the whole frame: growing the buffer would copy it.
+	w := newObject(TypeToken, 64+len(fields)+len(ts)+len(data))
+	w.integer("seq", seq)
+	w.b = append(w.b, fields...)
 	w.str("ts", ts)
 	w.raw("data", data)
 	return w.close()

@@ -361,6 +361,9 @@ func runFanout(ctx context.Context, tg target, n int, cfg config) (res fanoutRes
 	res.Sent = sent
 	res.Expected = int64(sent) * int64(n)
 	_ = waitFor(ctx, cfg.drain, func() bool { return g.c.delivered.Load() >= res.Expected })
+	// Work a target defers past the last delivery (AMS writes its replay
+	// buffer in batches, at most AMS_REPLAY_FLUSH_MILLIS later) is counted too.
+	time.Sleep(cpuSettle)
 	cpu1, self1 := wranglerdev.CPU(pids), selfCPU()
 	if cfg.afterDrain != nil {
 		cfg.afterDrain()
@@ -447,6 +450,7 @@ func runLatency(ctx context.Context, tg target, name string, pubs, subs int, rat
 	res.Sent = int(sent.Load())
 	res.Expected = sent.Load() * int64(subs)
 	_ = waitFor(ctx, cfg.drain, func() bool { return g.c.delivered.Load() >= res.Expected })
+	time.Sleep(cpuSettle) // as in runFanout
 	cpu1 := wranglerdev.CPU(pids)
 	if e, ok := sendErr.Load().(string); ok {
 		res.Error = "send: " + e
@@ -550,6 +554,10 @@ func runCalls(ctx context.Context, srv *wranglerdev.Server, n int, fn func(conte
 	}
 	return res
 }
+
+// cpuSettle is how long after the last delivery the workerd CPU is read:
+// longer than the broker's replay flush bound.
+var cpuSettle = 300 * time.Millisecond
 
 // ---- hibernation wake ----
 

@@ -44,9 +44,10 @@ type config struct {
 	Joins          int     `json:"joins"`
 	Calls          int     `json:"calls"`
 	idle           time.Duration
-	IdleSeconds    float64 `json:"hibernation_idle_seconds"`
-	ConnLimit      int     `json:"ams_connections_per_conversation"`
-	ReplayEvents   string  `json:"ams_replay_events,omitempty"`
+	IdleSeconds    float64           `json:"hibernation_idle_seconds"`
+	ConnLimit      int               `json:"ams_connections_per_conversation"`
+	ReplayEvents   string            `json:"ams_replay_events,omitempty"`
+	Vars           map[string]string `json:"ams_vars,omitempty"`
 	// Hooks around a fan-out send phase (the profiler uses them).
 	beforeSend, afterDrain func()
 }
@@ -75,6 +76,7 @@ func run() int {
 		brokerDir = flag.String("broker", "", "tree whose build/ and wrangler.toml are the broker measured (default -root), e.g. a saved \"before\" build; the floor and load generator stay this tree's")
 		logs      = flag.Bool("logs", false, "print wrangler dev output at the end")
 		replay    = flag.String("replay-events", "", "AMS_REPLAY_EVENTS for the broker (default: wrangler.toml's; 0 turns the replay buffer off)")
+		varsFlag  = flag.String("vars", "", "more broker vars, NAME=VALUE,... (e.g. AMS_REPLAY_FLUSH_MILLIS=10)")
 	)
 	flag.Parse()
 
@@ -96,6 +98,12 @@ func run() int {
 		cfg.Calls = *calls
 	}
 	cfg.ReplayEvents = *replay
+	cfg.Vars = map[string]string{}
+	for _, kv := range strings.Split(*varsFlag, ",") {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			cfg.Vars[name] = value
+		}
+	}
 	cfg.FanoutSeconds, cfg.LatencySeconds, cfg.IdleSeconds = cfg.fanoutDuration.Seconds(), cfg.latencyDur.Seconds(), cfg.idle.Seconds()
 	for _, c := range strings.Split(*casesFlag, ",") {
 		if c = strings.TrimSpace(c); c == "" {
@@ -353,6 +361,9 @@ func (b *bench) amsVars() map[string]string {
 	}
 	if b.cfg.ReplayEvents != "" {
 		vars["AMS_REPLAY_EVENTS"] = b.cfg.ReplayEvents
+	}
+	for name, value := range b.cfg.Vars {
+		vars[name] = value
 	}
 	return vars
 }
