@@ -127,7 +127,8 @@ type Identity struct {
 // host and port) and goes nowhere else: when the chosen account is bound
 // elsewhere, another saved account of the target origin is used if the
 // namespace was not asked for, else none. AMS_CREDENTIAL is passed
-// explicitly and goes to whatever origin the command talks to.
+// explicitly and goes to whatever origin the command talks to, or, when
+// AMS_CREDENTIAL_HOST is set, to that origin only.
 func resolveIdentity(c *Config, hostFlag, nsFlag, linkOrigin string, getenv func(string) string) Identity {
 	id := Identity{Namespace: nsFlag}
 	if id.Namespace == "" {
@@ -149,9 +150,14 @@ func resolveIdentity(c *Config, hostFlag, nsFlag, linkOrigin string, getenv func
 		id.Host = DefaultHost
 	}
 	id.Host = normalizeHost(id.Host)
+	envBound := ""
 	if cred := getenv("AMS_CREDENTIAL"); cred != "" {
-		id.Credential = cred
-		return id
+		bound := getenv("AMS_CREDENTIAL_HOST")
+		if bound == "" || client.SameOrigin(normalizeHost(bound), id.Host) {
+			id.Credential = cred
+			return id
+		}
+		envBound = fmt.Sprintf("AMS_CREDENTIAL is bound to %s (AMS_CREDENTIAL_HOST), so it is not sent to %s", normalizeHost(bound), id.Host)
 	}
 	if saved && client.SameOrigin(acc.Host, id.Host) {
 		id.Credential = acc.Credential
@@ -170,7 +176,10 @@ func resolveIdentity(c *Config, hostFlag, nsFlag, linkOrigin string, getenv func
 			}
 		}
 	}
-	if saved {
+	switch {
+	case envBound != "":
+		id.withheld = envBound
+	case saved:
 		id.withheld = fmt.Sprintf("the saved account %q is bound to %s, so its credential is not sent to %s", id.Namespace, normalizeHost(acc.Host), id.Host)
 	}
 	return id

@@ -123,6 +123,14 @@ func TestCredentialIsBoundToItsOrigin(t *testing.T) {
 	if id.Credential != "ams_sk_explicit" {
 		t.Fatalf("AMS_CREDENTIAL is explicit and goes where the command goes: %+v", id)
 	}
+	bound := map[string]string{"AMS_CREDENTIAL": "ams_sk_explicit", "AMS_CREDENTIAL_HOST": "https://ams.example.dev"}
+	id = resolveIdentity(c, "", "", "https://evil.example", envOf(bound))
+	if err := id.requireCredential(); id.Credential != "" || err == nil || !strings.Contains(err.Error(), "AMS_CREDENTIAL is bound to https://ams.example.dev") {
+		t.Fatalf("AMS_CREDENTIAL_HOST must bind AMS_CREDENTIAL: %+v %v", id, err)
+	}
+	if id = resolveIdentity(c, "", "", "https://ams.example.dev:443", envOf(bound)); id.Credential != "ams_sk_explicit" {
+		t.Fatalf("AMS_CREDENTIAL on its bound host: %+v", id)
+	}
 }
 
 func TestRecordPositionKeepsOtherEntries(t *testing.T) {

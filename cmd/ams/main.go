@@ -56,7 +56,8 @@ Credentials come from AMS_CREDENTIAL, or else from the config file
 (--config, AMS_CONFIG, default $XDG_CONFIG_HOME/ams/config.json or
 ~/.config/ams/config.json), where ` + "`ams account create`" + ` saves them.
 A saved credential is bound to the host it was created on and is sent
-nowhere else. --host (default: the config's host, else
+nowhere else (AMS_CREDENTIAL goes where the command goes, or only to
+AMS_CREDENTIAL_HOST when that is set). --host (default: the config's host, else
 http://localhost:8787) is the broker for account and mint; join, tail,
 send and inspect take the host from the magic link. Plain http is refused
 off this machine unless --insecure-http. A magic link may also come from
