@@ -20,7 +20,8 @@ import (
 )
 
 // TestFieldTypes: a field of the wrong type gets that field's code, as the
-// hosted reference answers, not invalid_json.
+// hosted reference answers, not invalid_json; ams_create_conversation
+// answers its arguments with the same codes (MCP Go SDK client).
 func TestFieldTypes(t *testing.T) {
 	for _, body := range []string{`{"namespace":5}`, `{"namespace":null}`, `{"namespace":["a"]}`, `{}`} {
 		status, _, reply := call(t, "POST", "/v1/accounts", nil, body)
@@ -28,6 +29,7 @@ func TestFieldTypes(t *testing.T) {
 	}
 	acc := newAccount(t)
 	auth := map[string]string{"Authorization": "Bearer " + acc.Credential}
+	owner := mcpSession(t, broker.URL+"/mcp", acc.Credential, "")
 	for _, c := range []struct {
 		body string
 		want wire.Error
@@ -49,6 +51,11 @@ func TestFieldTypes(t *testing.T) {
 		if status != c.want.Status || reply["error"] != c.want.Code {
 			t.Errorf("mint %s: %d %v, want %s", c.body, status, reply, c.want.Code)
 		}
+		var args map[string]any
+		if err := json.Unmarshal([]byte(c.body), &args); err != nil {
+			t.Fatal(err)
+		}
+		tool(t, owner, "ams_create_conversation", args, c.want.Code)
 	}
 	// As in the reference, an empty alias or stream name is a generated one.
 	status, _, reply := call(t, "POST", "/v1/"+acc.Namespace+"/conversations", auth, `{"alias":"","stream_name":""}`)

@@ -39,18 +39,25 @@ func (s *Service) createConversation(w http.ResponseWriter, r *http.Request, p p
 		respond(w, err)
 		return
 	}
-	minted, err := s.mint(r, acc, createConversationBody{
-		Alias:          f.optionalText("alias"),
-		StreamName:     f.optionalText("stream_name"),
-		IDKind:         f.present("id_kind"),
-		Metadata:       f["metadata"],
-		StreamMetadata: f["stream_metadata"],
-	})
+	minted, err := s.mint(r, acc, mintRequest(f))
 	if err != nil {
 		respond(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, minted)
+}
+
+// mintRequest decodes the members of a mint: the body of POST
+// /v1/{ns}/conversations and the arguments of ams_create_conversation alike,
+// so a member of the wrong type gets its own code on both.
+func mintRequest(f fields) createConversationBody {
+	return createConversationBody{
+		Alias:          f.optionalText("alias"),
+		StreamName:     f.optionalText("stream_name"),
+		IDKind:         f.present("id_kind"),
+		Metadata:       f["metadata"],
+		StreamMetadata: f["stream_metadata"],
+	}
 }
 
 // mint creates a conversation owned by acc in its namespace; the magic link

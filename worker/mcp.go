@@ -218,18 +218,12 @@ var mcpTools = []tool{
 	},
 }
 
-type createInput struct {
-	Alias          *string         `json:"alias"`
-	StreamName     *string         `json:"stream_name"`
-	Metadata       json.RawMessage `json:"metadata"`
-	StreamMetadata json.RawMessage `json:"stream_metadata"`
-}
-
-func (c *mcpCall) createConversation(_ context.Context, in createInput) (any, error) {
+// createConversation decodes its arguments as POST /v1/{ns}/conversations
+// decodes its body (mintRequest), so each argument of the wrong type gets
+// its own code.
+func (c *mcpCall) createConversation(_ context.Context, in fields) (any, error) {
 	if c.account == nil {
 		return nil, fail(wire.ErrMissingCredential, "ams_create_conversation needs Authorization: Bearer ams_sk_...")
 	}
-	return c.s.mint(c.r, c.account, createConversationBody{
-		Alias: in.Alias, StreamName: in.StreamName, Metadata: in.Metadata, StreamMetadata: in.StreamMetadata,
-	})
+	return c.s.mint(c.r, c.account, mintRequest(in))
 }

@@ -1040,9 +1040,24 @@ func TestMCPCreateConversation(t *testing.T) {
 		{map[string]any{"stream_name": "-x"}, "invalid_stream_name"},
 		{map[string]any{"metadata": "x"}, "invalid_metadata"},
 		{map[string]any{"stream_metadata": []int{}}, "invalid_stream_metadata"},
+		// A member of the wrong type gets that member's code, as POST
+		// /v1/{ns}/conversations answers it, in the same order.
+		{map[string]any{"alias": 5}, "invalid_alias"},
+		{map[string]any{"alias": []string{"x"}, "stream_name": true}, "invalid_alias"},
+		{map[string]any{"stream_name": true}, "invalid_stream_name"},
+		{map[string]any{"stream_name": map[string]any{}, "id_kind": 7}, "invalid_stream_name"},
+		{map[string]any{"id_kind": 7}, "unsupported_id_kind"},
+		{map[string]any{"id_kind": "ulid"}, "unsupported_id_kind"},
+		{map[string]any{"metadata": []int{1}}, "invalid_metadata"},
+		{map[string]any{"metadata": 3, "stream_metadata": "x"}, "invalid_metadata"},
+		{map[string]any{"stream_metadata": false}, "invalid_stream_metadata"},
 	} {
 		if code := toolErr(t, f.s, mcpURL, f.credential, "ams_create_conversation", tt.args); code != tt.code {
 			t.Errorf("create %v: %s, want %s", tt.args, code, tt.code)
+		}
+		body, _ := json.Marshal(tt.args)
+		if _, reply := call(t, f.s, "POST", "https://ams.example/v1/demo/conversations", f.credential, string(body)); jstr(t, reply["error"]) != tt.code {
+			t.Errorf("POST %s: %s, want %s as on MCP", body, reply["error"], tt.code)
 		}
 	}
 }
