@@ -32,16 +32,19 @@ func UpgradeResponse(client js.Value, header http.Header) js.Value {
 	return responseClass.New(js.Null(), init)
 }
 
+// refuse is entry.mjs's helper that accepts and closes a refused socket.
+var refuse = js.Global().Get("context").Get("refuse")
+
 // RefuseUpgrade completes the upgrade and closes the socket at once with
-// code and reason: how the stream plane delivers a refusal.
+// code and reason: how the stream plane delivers a refusal. The server end
+// is accepted and closed by entry.mjs's refuse on a timer, once the runtime
+// has coupled the client end to the caller: closed before that, workerd
+// tears the pair's pipe down under the coupling after the closing handshake
+// and reports "Uncaught Error: Network connection lost." for every refusal.
 func RefuseUpgrade(code int, reason string, header http.Header) js.Value {
 	client, server := WebSocketPair()
-	// Half-open: the runtime must not tear the socket down on its own after
-	// our close, or the severed pair surfaces as "Network connection lost".
-	opts := objectClass.New()
-	opts.Set("allowHalfOpen", true)
-	server.Call("accept", opts)
-	server.Call("close", code, reason)
+	code, reason = ServerCloseCode(code, reason)
+	refuse.Invoke(server, code, reason)
 	return UpgradeResponse(client, header)
 }
 

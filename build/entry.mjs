@@ -19,7 +19,7 @@ function broker(env) {
     handlers = hot = undefined;
     ready = new Promise((resolve) => {
       // syumai/workers reads env from globalThis.context; Go adds its handlers to binding.
-      globalThis.context = { env, binding: {}, sendAll, ready: () => resolve((handlers = globalThis.context.binding)) };
+      globalThis.context = { env, binding: {}, sendAll, refuse, ready: () => resolve((handlers = globalThis.context.binding)) };
     });
     const instance = new WebAssembly.Instance(wasm, go.importObject);
     go.run(instance); // returns once main waits for events: the exports are callable
@@ -125,6 +125,18 @@ function sendAll(text, ...sockets) {
       ws.send(text);
     } catch {}
   }
+}
+
+// refuse delivers a refusal on the server end of a WebSocketPair whose
+// client end Go is returning: accepted and closed only after the runtime
+// coupled the client end to the caller (bridge.RefuseUpgrade says why).
+function refuse(server, code, reason) {
+  setTimeout(() => {
+    try {
+      server.accept();
+      server.close(code, reason);
+    } catch {}
+  }, 0);
 }
 
 // A new incarnation per construction, so Go rebuilds a woken object's state.

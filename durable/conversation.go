@@ -55,6 +55,15 @@
 // else (connect, close, members, alarms, the flush timer) is a js.FuncOf
 // event.
 //
+// Memory and input are bounded. The runtime evicts objects without telling
+// Go, so the Go side of an object unused for ResidentIdle is forgotten
+// (residents.go) and, if the object was in fact alive, rebuilt on its next
+// event like a woken one. A text frame longer than Limits.FrameChars is
+// never copied into Go: entry.mjs passes only its length, and the socket is
+// closed 4400 token_too_large. Listings of the live streams (joined.peers,
+// the Worker's inspect) carry metadata verbatim and stay within
+// Limits.StreamListBytes.
+//
 // This file is the logic, in plain Go and testable natively. conversation_js.go,
 // hotpath_js.go and eventlog_js.go adapt it to workerd: sockets, attachments,
 // tags, storage.

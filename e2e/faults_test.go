@@ -3,14 +3,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -158,21 +153,7 @@ func TestSocketKilledMidFrame(t *testing.T) {
 	r := newRoom(t)
 	watcher, _ := r.join(t, newAccount(t), "watcher")
 	link, _ := client.ParseMagicLink(r.conv.MagicLink)
-	u, _ := url.Parse(broker.URL)
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 16)
-	rand.Read(key)
-	fmt.Fprintf(conn, "GET /%s/conversations/%s/connect?t=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\nX-AMS-Stream-Name: doomed\r\n\r\n",
-		link.Namespace, link.Alias, url.QueryEscape(link.Token), u.Host, base64.StdEncoding.EncodeToString(key), r.owner.Credential)
-	reader := bufio.NewReader(conn)
-	res, err := http.ReadResponse(reader, nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("raw upgrade: %v %v", res, err)
-	}
+	conn := dialRaw(t, link, link.Token, r.owner.Credential, "doomed").conn
 	if sj := next(t, watcher, wire.TypeStreamJoined); sj.StreamName != "doomed" {
 		t.Fatalf("watcher: %s", sj.Raw)
 	}

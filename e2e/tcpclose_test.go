@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,13 +93,15 @@ func (s *rawSocket) closeHandshake(t *testing.T, limit time.Duration) (int, time
 
 // TestRefusalEndsTheConnection: after a refused connect's closing
 // handshake the broker ends the TCP connection at once, so a client that
-// waits for it (Node's ws, wscat, browsers) reports the refusal at once.
+// waits for it (Node's ws, wscat, browsers) reports the refusal at once,
+// and wrangler dev logs no error for it.
 // A displaced socket's end is measured too and reported, not asserted:
 // workerd keeps a hibernatable socket that the object closed until the
 // object hibernates (see README, Known limits).
 func TestRefusalEndsTheConnection(t *testing.T) {
 	r := newRoom(t)
 	link, _ := client.ParseMagicLink(r.conv.MagicLink)
+	mark := len(broker.Logs())
 	for _, c := range []struct {
 		name, token string
 		want        wire.Close
@@ -119,6 +122,11 @@ func TestRefusalEndsTheConnection(t *testing.T) {
 		t.Errorf("object refusal: close %d, connection ended %s after the handshake", code, took)
 	} else {
 		t.Logf("object refusal: close %d, TCP end %s after the closing handshake", code, took)
+	}
+	// A refusal is not an error: wrangler dev prints none for it.
+	time.Sleep(time.Second)
+	if logs := broker.Logs()[mark:]; strings.Contains(logs, "Network connection lost") || strings.Contains(logs, "Uncaught") {
+		t.Errorf("refusals were reported as errors:\n%s", logs)
 	}
 
 	displaced := dialRaw(t, link, link.Token, r.owner.Credential, "twice")
