@@ -99,6 +99,24 @@ func TestCrashRecovery(t *testing.T) {
 	closedWith(t, doomed, wire.CloseInternalError)
 	quiet(t, bb)
 
+	// And if the connect's fallback panics too, the Worker answers in the
+	// object's place, and the program goes on.
+	mark := len(b.Logs())
+	doomed, err = client.Dial(ctx, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: wire.FaultPanicTwiceStreamName})
+	if err != nil {
+		t.Fatalf("a connect whose fallback panics is not upgraded: %v", err)
+	}
+	closedWith(t, doomed, wire.CloseInternalError)
+	if !strings.Contains(b.Logs()[mark:], "injected fault in a panic fallback") {
+		t.Fatal("the connect's fallback did not panic")
+	}
+	if err := c.SendToken(ctx, "after a panicking connect fallback"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := next(t, bb, wire.TypeToken); *tok.Data != "after a panicking connect fallback" {
+		t.Fatalf("after a panicking connect fallback: %s", tok.Raw)
+	}
+
 	// The program exits outright; the next event starts a new one, which
 	// rebuilds the conversation from the attachments.
 	if err := c.WriteRaw(ctx, []byte(wire.FaultExitFrame)); err != nil {

@@ -21,6 +21,9 @@ const (
 	// FaultPanicStreamName, as a joiner's stream name, panics in the
 	// conversation object's connect.
 	FaultPanicStreamName = "x-fault-panic"
+	// FaultPanicTwiceStreamName panics in connect, and so does the panic's
+	// fallback.
+	FaultPanicTwiceStreamName = "x-fault-panic-twice"
 )
 
 // fallbackFault is armed by FaultPanicTwiceFrame for the next fallback.
@@ -30,7 +33,7 @@ var fallbackFault bool
 // a frame or a stream name) and reports whether what named one.
 func InjectFault(what string) bool {
 	switch what {
-	case FaultPanicTwiceFrame:
+	case FaultPanicTwiceFrame, FaultPanicTwiceStreamName:
 		fallbackFault = true
 		panic("injected fault: " + what)
 	case FaultPanicPath, FaultPanicFrame, FaultPanicStreamName:
