@@ -232,6 +232,9 @@ export class McpSession extends DurableObject {
     const body = await request.text();
     return call(this.env, "sessionFetch", this, request, body);
   }
+  alarm() {
+    return call(this.env, "sessionAlarm", this);
+  }
 }
 
 export default {

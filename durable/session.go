@@ -9,6 +9,8 @@ import "github.com/ams-dev/ams/wire"
 // are the conversation object's. A session that was ended (DELETE) stays
 // ended. The Worker reaches the object only with a session id it
 // authenticated (wire.Peppers.OpenSessionID), so a made-up id creates none.
+// A session's storage is dropped wire.MCPSessionRetention after it was last
+// bound or ended (an alarm), so abandoned sessions do not accumulate.
 
 // SessionState is what a session object stores.
 type SessionState = wire.SessionState

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall/js"
+	"time"
 
 	"github.com/ams-dev/ams/bridge"
 	"github.com/ams-dev/ams/wire"
@@ -28,12 +29,20 @@ func (s sqlSessionStore) Save(st SessionState) {
 	s.sql.Exec("INSERT OR REPLACE INTO session (id, state) VALUES (1, ?)", string(raw))
 }
 
-// RegisterSession exports the McpSession object's fetch to build/entry.mjs.
+// RegisterSession exports the McpSession object's handlers to build/entry.mjs.
 func RegisterSession() {
 	bridge.Export("sessionFetch", sessionFetch, func([]js.Value) any {
 		return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
 			[]byte(`{"error":"internal_error","message":"unexpected failure"}`))
 	})
+	bridge.Export("sessionAlarm", sessionAlarm, func([]js.Value) any { return nil })
+}
+
+// sessionAlarm takes (self): the session was not bound or ended for
+// wire.MCPSessionRetention, so its storage is dropped.
+func sessionAlarm(args []js.Value) any {
+	args[0].Get("ctx").Get("storage").Call("deleteAll")
+	return nil
 }
 
 // sessionFetch takes (self, request): one operation, its state in and out
@@ -56,6 +65,10 @@ func sessionFetch(args []js.Value) any {
 	out, ok := SessionOp(sqlSessionStore{sql}, op, in)
 	if !ok {
 		return bridge.NewResponse(http.StatusNotFound, nil, nil)
+	}
+	if op != "get" {
+		deadline := time.Now().Add(wire.MCPSessionRetention)
+		self.Get("ctx").Get("storage").Call("setAlarm", float64(deadline.UnixMilli()))
 	}
 	raw, _ := json.Marshal(out)
 	return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, raw)

@@ -41,6 +41,8 @@ type MemberHandle struct {
 	// Generation is the magic-link generation the member was admitted by:
 	// a handle from before a rotation is stale.
 	Generation int64 `json:"g,omitempty"`
+	// PeerIdentity is the member's, kept for when it rejoins on its own.
+	PeerIdentity json.RawMessage `json:"i,omitempty"`
 }
 
 // Session is what an Mcp-Session-Id says: a random nonce naming the session

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"strconv"
+	"time"
 )
 
 // Limits are the broker's enforced bounds (PROTOCOL §5). DefaultLimits is the
@@ -140,6 +141,11 @@ const (
 	MaxGatherBytes   = 256 << 10
 	MaxGatherTotalMS = 10000
 )
+
+// MCPSessionRetention is how long an MCP session's object keeps its binding
+// after it was last bound (ams_join) or ended; a session idle longer joins
+// again.
+const MCPSessionRetention = 7 * 24 * time.Hour
 
 // MaxJSONDepth bounds the nesting of any JSON read from a client. Parsers
 // recurse, and in WebAssembly a deep recursion overflows the engine's stack:

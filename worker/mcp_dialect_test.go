@@ -535,3 +535,20 @@ func TestMCPRideAlong(t *testing.T) {
 		t.Errorf("ams_recv after ride-along: %v", frames)
 	}
 }
+
+// TestMCPRejoinKeepsPeerIdentity: a member that rejoins on its own (after
+// expiring idle) comes back with the peer identity it joined with.
+func TestMCPRejoinKeepsPeerIdentity(t *testing.T) {
+	f := newMCPFixture(t)
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent", "peer_identity": map[string]any{"kind": "agent", "model": "m"}})
+	f.objects.expireAll(t)
+	peer := f.ws(t, "web")
+	if out := s.ok("ams_send", map[string]any{"data": "back"}); string(out["rejoined"]) != "true" {
+		t.Fatalf("send after expiry %v", out)
+	}
+	sj := peer.framesOf(t, "stream_joined")
+	if len(sj) != 1 || !jsonEqualRaw(mustJSON(sj[0]["peer_identity"]), json.RawMessage(`{"kind":"agent","model":"m"}`)) {
+		t.Errorf("rejoined as %q", peer.sock.frames())
+	}
+}

@@ -42,10 +42,11 @@ func (c *mcpCall) sessionOp(ctx context.Context, op, handle string) (wire.Sessio
 }
 
 // seal is the handle of the member name of account in rec, owned by reader.
-func (c *mcpCall) seal(rec *ConversationRecord, accountID, name, reader string) string {
+func (c *mcpCall) seal(rec *ConversationRecord, accountID, name, reader string, identity json.RawMessage) string {
 	return c.s.Peppers.SealHandle(wire.MemberHandle{
 		ConversationID: rec.ConversationID, Namespace: rec.Namespace, Alias: rec.Alias,
 		AccountID: accountID, StreamName: name, Reader: reader, Generation: rec.LinkGeneration,
+		PeerIdentity: identity,
 	})
 }
 
@@ -104,6 +105,7 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 	}
 	account := c.accountFor(token)
 	name, reader, bind := in.StreamName, "", ""
+	var identity json.RawMessage
 	if c.session != nil {
 		st, err := c.sessionOp(ctx, "get", "")
 		if err != nil {
@@ -111,13 +113,13 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 		}
 		if h, ok := c.s.Peppers.OpenHandle(st.Handle); ok && h.ConversationID == rec.ConversationID &&
 			h.AccountID == account && (name == "" || name == h.StreamName) {
-			name, reader = h.StreamName, h.Reader
+			name, reader, identity = h.StreamName, h.Reader, h.PeerIdentity
 		} else {
 			if name == "" {
 				name = c.s.Peppers.AutoStreamName(c.session.Client, c.session.Nonce)
 			}
 			reader = wire.NewReader()
-			bind = c.seal(rec, account, name, reader)
+			bind = c.seal(rec, account, name, reader, nil)
 		}
 	}
 	t := target{call: wire.MemberCall{ConversationID: rec.ConversationID, AccountID: account, Reader: reader}, bind: bind}
@@ -128,16 +130,16 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 		joinName = c.s.Peppers.AutoStreamName("", account)
 	}
 	if rejoin {
-		t.call.Rejoin = c.rejoin(rec.ConversationID, account, joinName, rec.LinkGeneration)
+		t.call.Rejoin = c.rejoin(rec.ConversationID, account, joinName, rec.LinkGeneration, identity)
 	}
 	return t, nil
 }
 
-func (c *mcpCall) rejoin(conversationID, account, name string, generation int64) *wire.Join {
+func (c *mcpCall) rejoin(conversationID, account, name string, generation int64, identity json.RawMessage) *wire.Join {
 	return &wire.Join{
 		ConversationID: conversationID, AccountID: account, StreamName: name,
 		StreamID: c.s.Peppers.StreamID(conversationID, account, name),
-		Metadata: wire.EmptyObject, LinkGeneration: generation,
+		Metadata: wire.EmptyObject, LinkGeneration: generation, PeerIdentity: identity,
 	}
 }
 
@@ -167,7 +169,7 @@ func (c *mcpCall) fromHandle(ctx context.Context, h wire.MemberHandle, rejoin bo
 		StreamID: c.s.Peppers.StreamID(h.ConversationID, h.AccountID, h.StreamName),
 	}}
 	if rejoin {
-		t.call.Rejoin = c.rejoin(h.ConversationID, h.AccountID, h.StreamName, h.Generation)
+		t.call.Rejoin = c.rejoin(h.ConversationID, h.AccountID, h.StreamName, h.Generation, h.PeerIdentity)
 	}
 	return t, nil
 }
@@ -237,7 +239,7 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 		return nil, fail(wire.Error{Status: 400, Code: wire.CloseInvalidSubscribeStreams.Reason}, "subscribe_streams must be valid stream names")
 	}
 	streamID := c.s.Peppers.StreamID(rec.ConversationID, accountID, name)
-	handle := c.seal(rec, accountID, name, reader)
+	handle := c.seal(rec, accountID, name, reader, identity)
 	t := target{call: wire.MemberCall{
 		ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID, Reader: reader,
 		Join: &wire.Join{

@@ -324,3 +324,14 @@ func (p *wsPeer) framesOf(t *testing.T, typ string) []map[string]any {
 	}
 	return out
 }
+
+// expireAll makes every MCP member expire, as the object's alarm does after
+// the idle period.
+func (o *fakeObjects) expireAll(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.convs {
+		c.conv.ExpireMembers(0)
+	}
+}
