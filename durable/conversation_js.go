@@ -145,6 +145,7 @@ func load(args []js.Value) *object {
 		sql:         newSQLStorage(state.Get("storage")),
 		slots:       map[int32]string{},
 		members:     newSQLMemberStore(state.Get("storage")),
+		waiters:     Waiters{Timer: bridge.Timer},
 		memberIdle:  time.Duration(limits.MemberIdleSeconds) * time.Second,
 	}
 	self.Set("flushMillis", limits.ReplayFlushMillis)

@@ -12,6 +12,10 @@ import (
 // hours holds no more waiters than it has reads in flight.
 type Waiters struct {
 	chans map[chan struct{}]struct{}
+	// Timer, when set, makes the timeouts: in workerd a JS timer, so the
+	// read resumes in its own object's context, which a Go timer (firing
+	// from whichever context the program last ran in) does not promise.
+	Timer func(d time.Duration) (fired <-chan struct{}, stop func())
 }
 
 // Wait blocks until the next Wake or until d passes, and reports whether it
@@ -25,19 +29,34 @@ func (w *Waiters) Wait(d time.Duration, mu sync.Locker) bool {
 	if mu != nil {
 		mu.Unlock()
 	}
-	timer := time.NewTimer(d)
+	fired, stop := w.timer(d)
 	woken := false
 	select {
 	case <-ch:
 		woken = true
-	case <-timer.C:
+	case <-fired:
 	}
-	timer.Stop()
+	stop()
 	if mu != nil {
 		mu.Lock()
 	}
 	delete(w.chans, ch)
 	return woken
+}
+
+func (w *Waiters) timer(d time.Duration) (<-chan struct{}, func()) {
+	if w.Timer != nil {
+		return w.Timer(d)
+	}
+	return GoTimer(d)
+}
+
+// GoTimer is a timer of the Go runtime, as Waiters.Timer and the push leg
+// take it.
+func GoTimer(d time.Duration) (<-chan struct{}, func()) {
+	fired := make(chan struct{})
+	t := time.AfterFunc(d, func() { close(fired) })
+	return fired, func() { t.Stop() }
 }
 
 // Wake releases every waiting read.

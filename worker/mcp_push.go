@@ -128,6 +128,16 @@ type pushIO interface {
 	Write([]byte) error
 	// Tap opens the push leg of the member on its conversation's object.
 	Tap(ctx context.Context, call wire.MemberCall) (pushTap, error)
+	// Timer fires after d; in workerd a JS timer, so the leg resumes in its
+	// own request's context (bridge.Timer).
+	Timer(d time.Duration) (fired <-chan struct{}, stop func())
+}
+
+// goTimer is a Go runtime timer, for pushIO.Timer off workerd.
+func goTimer(d time.Duration) (<-chan struct{}, func()) {
+	fired := make(chan struct{})
+	t := time.AfterFunc(d, func() { close(fired) })
+	return fired, func() { t.Stop() }
 }
 
 // Run serves the leg until the client leaves or the session ends.
@@ -135,10 +145,13 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 	if io.Write(sseOpen) != nil {
 		return
 	}
-	ticker := time.NewTicker(keepalive)
-	defer ticker.Stop()
+	keep, stopKeep := io.Timer(keepalive)
 	var tap pushTap
+	var poll <-chan struct{}
+	stopPoll := func() {}
 	defer func() {
+		stopKeep()
+		stopPoll()
 		if tap != nil {
 			tap.Stop()
 		}
@@ -167,19 +180,20 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 			}
 		}
 		var ready <-chan struct{}
-		var poll <-chan time.Time
 		if tap != nil {
 			ready = tap.Ready()
-		} else {
-			poll = time.After(pushBindingPoll)
+		} else if poll == nil {
+			poll, stopPoll = io.Timer(pushBindingPoll)
 		}
 		var out []byte
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-keep:
+			keep, stopKeep = io.Timer(keepalive)
 			out = sseKeepalive
 		case <-poll:
+			poll = nil
 			continue
 		case <-ready:
 			frames, closed := tap.Take()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"syscall/js"
+	"time"
 
 	"github.com/ams-dev/ams/bridge"
 	"github.com/ams-dev/ams/wire"
@@ -41,6 +42,8 @@ type jsPush struct {
 	env    js.Value
 	writer js.Value
 }
+
+func (jsPush) Timer(d time.Duration) (<-chan struct{}, func()) { return bridge.Timer(d) }
 
 func (p jsPush) Write(b []byte) error {
 	chunk := js.Global().Get("Uint8Array").New(len(b))

@@ -22,6 +22,8 @@ type fakePush struct {
 	tapped chan struct{}
 }
 
+func (p *fakePush) Timer(d time.Duration) (<-chan struct{}, func()) { return goTimer(d) }
+
 func (p *fakePush) Write(b []byte) error {
 	p.writes <- string(b)
 	return nil

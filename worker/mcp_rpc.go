@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 
@@ -314,6 +316,9 @@ func (c *mcpCall) callTool(ctx context.Context, t tool, args json.RawMessage) (r
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
+			// Operators see what failed (an object unreachable, a reply
+			// unreadable); the caller sees internal_error.
+			fmt.Fprintf(os.Stderr, "ams: tool %s: %v\n", t.Name, err)
 			ae = &apiError{code: wire.ErrInternal, message: "unexpected failure"}
 		}
 		return toolResult(map[string]string{"error": ae.code.Code, "message": ae.message}, true)
