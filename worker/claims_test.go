@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -282,7 +281,7 @@ func TestMintKVWriteFails(t *testing.T) {
 	f := newFixture(t)
 	f.s.Objects = newFakeObjects(t, f.s.Limits)
 	f.s.Cache = NewCache()
-	f.s.KV = failingKV{f.s.KV}
+	f.s.KV = failingKV{f.s.KV, "conversation:"}
 	minted := serve(t, f.s, newRequest("POST", "https://ams.example/v1/demo/conversations", f.credential, `{"alias":"shaky"}`), http.StatusCreated)
 	link := jsonString(t, minted["magic_link"])
 	other := *f.s
@@ -296,17 +295,6 @@ func TestMintKVWriteFails(t *testing.T) {
 	}
 }
 
-// namespaceKeyFailsKV fails the write of every namespace: key, the last of
-// an account's KV writes.
-type namespaceKeyFailsKV struct{ KV }
-
-func (k namespaceKeyFailsKV) Put(ctx context.Context, key, value string) error {
-	if strings.HasPrefix(key, "namespace:") {
-		return errors.New("KV unavailable")
-	}
-	return k.KV.Put(ctx, key, value)
-}
-
 // TestAccountKVWriteFails: an account whose KV writes fail is not created:
 // its namespace is free again and its credential's object holds nothing, so
 // no credential nobody received authenticates anywhere.
@@ -315,7 +303,7 @@ func TestAccountKVWriteFails(t *testing.T) {
 	objects := &memNamespaces{}
 	s.Namespaces = objects
 	healthy := s.KV
-	s.KV = namespaceKeyFailsKV{healthy}
+	s.KV = failingKV{healthy, "namespace:"} // the last of an account's KV writes
 	if code, body := call(t, s, "POST", "https://ams.example/v1/accounts", "", `{"namespace":"shaky"}`); code < 500 {
 		t.Fatalf("account with failing KV: %d %v", code, body)
 	}

@@ -348,11 +348,14 @@ func TestRotationsFromStaleCaches(t *testing.T) {
 	}
 }
 
-// failingKV fails every write of a conversation record.
-type failingKV struct{ KV }
+// failingKV fails every write of a key starting with prefix.
+type failingKV struct {
+	KV
+	prefix string
+}
 
 func (k failingKV) Put(ctx context.Context, key, value string) error {
-	if strings.HasPrefix(key, "conversation:") {
+	if strings.HasPrefix(key, k.prefix) {
 		return errors.New("KV unavailable")
 	}
 	return k.KV.Put(ctx, key, value)
@@ -362,7 +365,7 @@ func (k failingKV) Put(ctx context.Context, key, value string) error {
 // The caller still gets the new link, which is the one valid link.
 func TestRotationKVWriteFails(t *testing.T) {
 	f := newMCPFixture(t)
-	f.s.KV = failingKV{f.s.KV}
+	f.s.KV = failingKV{f.s.KV, "conversation:"}
 	original := f.linkURL()
 	code, body := rotate(t, f.s, rotateURL, f.credential)
 	if code != http.StatusOK {
