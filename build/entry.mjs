@@ -218,7 +218,8 @@ export class Conversation extends DurableObject {
   }
 }
 
-// One object per namespace owns its claims (namespace/namespace.go).
+// One object per namespace owns its claims, and one per credential its
+// account (namespace/namespace.go).
 export class Namespace extends DurableObject {
   fetch(request) {
     return call(this.env, "namespaceFetch", this, request);
