@@ -43,9 +43,18 @@ func (s *memStore) Reserve(seq int64) {
 	s.reserves = append(s.reserves, seq)
 }
 
-func (s *memStore) Since(after int64) []Event {
-	var out []Event
-	for _, e := range s.events {
+func (s *memStore) Since(after int64) []Event { return eventsAfter(s.events, after) }
+
+func (s *memStore) TrimThrough(seq int64) {
+	s.events = slices.DeleteFunc(s.events, func(e Event) bool { return e.Seq <= seq })
+}
+
+func (s *memStore) Sizes() []EventSize { return sizesOf(s.events) }
+func (s *memStore) LastSeq() int64     { return lastSeqOf(s.events, s.reserved) }
+
+// eventsAfter, sizesOf and lastSeqOf are the reads of the test logs.
+func eventsAfter(events []Event, after int64) (out []Event) {
+	for _, e := range events {
 		if e.Seq > after {
 			out = append(out, e)
 		}
@@ -53,24 +62,19 @@ func (s *memStore) Since(after int64) []Event {
 	return out
 }
 
-func (s *memStore) TrimThrough(seq int64) {
-	s.events = slices.DeleteFunc(s.events, func(e Event) bool { return e.Seq <= seq })
-}
-
-func (s *memStore) Sizes() []EventSize {
-	var sizes []EventSize
-	for _, e := range s.events {
-		sizes = append(sizes, EventSize{Seq: e.Seq, Size: len(e.Frame)})
+func sizesOf(events []Event) []EventSize {
+	sizes := make([]EventSize, len(events))
+	for i, e := range events {
+		sizes[i] = EventSize{Seq: e.Seq, Size: len(e.Frame)}
 	}
 	return sizes
 }
 
-func (s *memStore) LastSeq() int64 {
-	last := s.reserved
-	if n := len(s.events); n > 0 {
-		last = max(last, s.events[n-1].Seq)
+func lastSeqOf(events []Event, saved int64) int64 {
+	if n := len(events); n > 0 {
+		return max(saved, events[n-1].Seq)
 	}
-	return last
+	return saved
 }
 
 func (s *memStore) Link() wire.LinkState         { return s.link }

@@ -39,36 +39,16 @@ func (l *memLog) Append(e Event) {
 	l.appends++
 }
 
-func (l *memLog) Since(after int64) []Event {
-	var out []Event
-	for _, e := range l.events {
-		if e.Seq > after {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (l *memLog) Since(after int64) []Event { return eventsAfter(l.events, after) }
 
 func (l *memLog) TrimThrough(seq int64) {
 	l.trims = append(l.trims, seq)
 	l.events = slices.DeleteFunc(l.events, func(e Event) bool { return e.Seq <= seq })
 }
 
-func (l *memLog) Sizes() []EventSize {
-	sizes := make([]EventSize, len(l.events))
-	for i, e := range l.events {
-		sizes[i] = EventSize{Seq: e.Seq, Size: len(e.Frame)}
-	}
-	return sizes
-}
+func (l *memLog) Sizes() []EventSize { return sizesOf(l.events) }
 
-func (l *memLog) LastSeq() int64 {
-	last := l.saved
-	if n := len(l.events); n > 0 {
-		last = max(last, l.events[n-1].Seq)
-	}
-	return last
-}
+func (l *memLog) LastSeq() int64 { return lastSeqOf(l.events, l.saved) }
 
 func (l *memLog) Link() wire.LinkState { return l.link }
 

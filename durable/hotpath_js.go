@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -21,10 +20,11 @@ import (
 // (UTF-8, TextEncoder.encodeInto) and passes the object's incarnation, the
 // sending socket's slot (the number entry.mjs gave it when Go adopted it)
 // and the length. Go answers with ops in hotOut, which entry.mjs performs in
-// one loop (perform): send a frame to a list of slots, close a slot. Nothing
-// in the common case makes a js.Value. A panic is handled as on the
-// js.FuncOf path (conversation_js.go's settled and closeOnPanic). Anything rarer (storage writes,
-// attachments, adopting) still uses syscall/js from inside the export; the
+// one loop (perform): send a frame to a list of slots, close a slot (Ops,
+// ops.go). Nothing in the common case makes a js.Value. A panic is handled
+// as on the js.FuncOf path (conversation_js.go's settled and closeOnPanic).
+// Anything rarer (storage writes, attachments, adopting, a replay flush)
+// still uses syscall/js from inside the export; the
 // finalizers of those values, and goroutines woken by the event (MCP reads
 // waiting for it), run at the next scheduler turn, which the export gives
 // every gcEvery calls and after waking a reader: exports do not run the
@@ -39,21 +39,12 @@ import (
 var (
 	hotIn  [1 << 20]byte
 	hotOut [2 << 20]byte
-	hot    opWriter
+	hot    hotPath
 	calls  int
 )
 
 // gcEvery bounds how many exports run without a scheduler turn.
 const gcEvery = 64
-
-// Ops, as entry.mjs's perform reads them (little-endian uint32s):
-//
-//	opSend  len, frame[len], count, slot[count]
-//	opClose slot, code, len, reason[len]
-const (
-	opSend  = 1
-	opClose = 2
-)
 
 // amsBuffer tells entry.mjs where the arrays are: 0 and 1 are hotIn's
 // address and size, 2 and 3 hotOut's.
@@ -143,19 +134,46 @@ func closeAfterPanic(slot int32) {
 	hot.close(slot, wire.CloseInternalError.Code, wire.CloseInternalError.Reason)
 }
 
-// opWriter appends ops to hotOut while an export runs.
-type opWriter struct {
+// hotPath is the state of the export running now, if any.
+type hotPath struct {
 	o     *object // the object whose sockets the slots name; nil outside an export
 	clock int64   // the event's time, Unix milliseconds
-	n     int
+	ops   Ops
+	slots []int32 // a send's recipients, reused
 }
 
-func (w *opWriter) begin(o *object, clock int64) { w.o, w.clock, w.n = o, clock, 0 }
+func init() {
+	hot.ops = Ops{buf: hotOut[:], drain: func(n int) { hot.o.self.Call("drain", n) }}
+}
 
-func (w *opWriter) end() int {
-	n := w.n
-	w.o, w.n = nil, 0
+func (h *hotPath) begin(o *object, clock int64) {
+	h.o, h.clock = o, clock
+	h.ops.Reset()
+}
+
+func (h *hotPath) end() int {
+	n := h.ops.Len()
+	h.o = nil
+	h.ops.Reset()
 	return n
+}
+
+// active reports whether o's sends and closes go to hotOut.
+func (h *hotPath) active(o *object) bool { return h.o == o }
+
+// send queues frame for sockets; false means it cannot fit.
+func (h *hotPath) send(frame []byte, sockets []*socket) bool {
+	slots := h.slots[:0]
+	for _, s := range sockets {
+		slots = append(slots, s.slot)
+	}
+	h.slots = slots
+	return h.ops.Send(frame, slots)
+}
+
+func (h *hotPath) close(slot int32, code int, reason string) bool {
+	code, reason = bridge.ServerCloseCode(code, reason)
+	return h.ops.Close(slot, code, reason)
 }
 
 // now is the object's clock: the event's time in an export.
@@ -164,58 +182,6 @@ func (o *object) now() time.Time {
 		return time.UnixMilli(hot.clock)
 	}
 	return time.Now()
-}
-
-// active reports whether o's sends and closes go to hotOut.
-func (w *opWriter) active(o *object) bool { return w.o == o }
-
-// room makes need bytes available, handing what is written to entry.mjs
-// first if hotOut is full. It reports false for an op larger than hotOut.
-func (w *opWriter) room(need int) bool {
-	if need > len(hotOut) {
-		return false
-	}
-	if w.n+need > len(hotOut) {
-		w.o.self.Call("drain", w.n)
-		w.n = 0
-	}
-	return true
-}
-
-func (w *opWriter) u32(v uint32) {
-	binary.LittleEndian.PutUint32(hotOut[w.n:], v)
-	w.n += 4
-}
-
-// send queues frame for the sockets of to; it reports false if the op cannot
-// fit, and the caller sends another way.
-func (w *opWriter) send(frame []byte, to []*socket) bool {
-	if !w.room(9 + len(frame) + 4*len(to)) {
-		return false
-	}
-	hotOut[w.n] = opSend
-	w.n++
-	w.u32(uint32(len(frame)))
-	w.n += copy(hotOut[w.n:], frame)
-	w.u32(uint32(len(to)))
-	for _, s := range to {
-		w.u32(uint32(s.slot))
-	}
-	return true
-}
-
-func (w *opWriter) close(slot int32, code int, reason string) bool {
-	code, reason = bridge.ServerCloseCode(code, reason)
-	if !w.room(13 + len(reason)) {
-		return false
-	}
-	hotOut[w.n] = opClose
-	w.n++
-	w.u32(uint32(slot))
-	w.u32(uint32(code))
-	w.u32(uint32(len(reason)))
-	w.n += copy(hotOut[w.n:], reason)
-	return true
 }
 
 // waiting reports whether a read waits for the next event (whose goroutine

@@ -200,26 +200,12 @@ func TestSocketKilledMidFrame(t *testing.T) {
 // twice, a resume across the lost batch says recovered:false, and one from
 // after the restart is complete.
 func TestExitLosesBatchNotSeq(t *testing.T) {
-	b, err := StartBroker(BrokerOptions{Vars: map[string]string{
-		"AMS_CREDENTIAL_PEPPER":       randomHex(16),
-		"AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(16),
-		wire.FaultInjectionVar:        "1",
-		"AMS_REPLAY_FLUSH_MILLIS":     "600000",
-		"AMS_REPLAY_FLUSH_EVENTS":     "100000",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
 	ctx := testContext(t, 120*time.Second)
-	owner, err := b.client("").CreateAccount(ctx, "lost-batch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, err := b.client(owner.Credential).CreateConversation(ctx, owner.Namespace, client.NewConversation{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, owner, conv := privateConversation(t, ctx, map[string]string{
+		wire.FaultInjectionVar:    "1",
+		"AMS_REPLAY_FLUSH_MILLIS": "600000",
+		"AMS_REPLAY_FLUSH_EVENTS": "100000",
+	})
 	dial := func(name string, resumeAfter *int64) (*client.Conn, *client.Frame) {
 		return join(t, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: name, Receipts: true, ResumeAfter: resumeAfter})
 	}
@@ -292,4 +278,28 @@ func TestLargeTokensGrowMemory(t *testing.T) {
 			t.Fatalf("token %d: %d bytes %.12q..., want %d bytes %.12q...", i, len(data), data, len(want), want)
 		}
 	}
+}
+
+// privateConversation starts a broker of its own with vars (and fresh
+// peppers), stopped when the test ends, and mints a conversation on it.
+func privateConversation(t *testing.T, ctx context.Context, vars map[string]string) (*Broker, *client.Account, *client.Conversation) {
+	t.Helper()
+	all := map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(16), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(16)}
+	for k, v := range vars {
+		all[k] = v
+	}
+	b, err := StartBroker(BrokerOptions{Vars: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	owner, err := b.client("").CreateAccount(ctx, "private-"+randomHex(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := b.client(owner.Credential).CreateConversation(ctx, owner.Namespace, client.NewConversation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, owner, conv
 }
