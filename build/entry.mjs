@@ -175,17 +175,12 @@ export class Conversation extends DurableObject {
   }
   flush() {
     this.flushSoon = false;
-    if (!hot) return; // the program ended: what it held is gone (docs/DELIVERY.md)
+    if (!handlers || go.exited) return; // the program ended: what it held is gone (docs/DELIVERY.md)
     let again;
     try {
-      again = hot.x.amsFlush(this.incarnation);
+      again = call(this.env, "conversationFlush", this, this.incarnation);
     } catch (err) {
-      go = handlers = hot = undefined;
       console.error("ams: flush:", err);
-      return;
-    }
-    if (go.exited) {
-      go = handlers = hot = undefined;
       return;
     }
     if (again > 0 && !this.flushSoon) this.flushTimer = setTimeout(() => this.flush(), again);

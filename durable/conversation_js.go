@@ -58,15 +58,30 @@ func Register() {
 		wire.InjectFallbackFault()
 		return nil
 	})
+	bridge.Export("conversationFlush", conversationFlush, func([]js.Value) any { return 0 })
 }
 
 // Seqs are reserved this many at a time (BatchLog): one small write per
 // seqReserve events. idleMillis is how long after a flush entry.mjs calls
-// again (amsFlush) to find the conversation idle and give back the unused seqs.
+// again (conversationFlush) to find the conversation idle and give back the unused seqs.
 const (
 	seqReserve = 1024
 	idleMillis = 1000
 )
+
+// conversationFlush takes (self, incarnation): entry.mjs's timer, at most
+// AMS_REPLAY_FLUSH_MILLIS after a message. It writes the pending events and
+// returns in how many milliseconds to call again (0: not before the next
+// event). It is a js.FuncOf event, not an export, so that Go's scheduler runs
+// in this object's context: the finalizers of the js.Values the hot path made
+// run here.
+func conversationFlush(args []js.Value) any {
+	o, ok := residents.Get(args[1].Int())
+	if !ok || !o.log.Tick() {
+		return 0
+	}
+	return idleMillis
+}
 
 // settled runs an event of the object args[0]. The object is marked
 // unsettled while the event runs and settled only when it returns: one that

@@ -24,11 +24,15 @@ import (
 // ops.go). Nothing in the common case makes a js.Value. A panic is handled
 // as on the js.FuncOf path (conversation_js.go's settled and closeOnPanic).
 // Anything rarer (storage writes, attachments, adopting, a replay flush)
-// still uses syscall/js from inside the export; the
-// finalizers of those values, and goroutines woken by the event (MCP reads
-// waiting for it), run at the next scheduler turn, which the export gives
-// every gcEvery calls and after waking a reader: exports do not run the
-// scheduler themselves (../shared/BRIDGE.md).
+// still uses syscall/js from inside the export. Exports do not run Go's
+// scheduler (../shared/BRIDGE.md): the finalizers of those values run at the
+// next js.FuncOf event, at the latest the flush timer's (conversationFlush,
+// AMS_REPLAY_FLUSH_MILLIS after any message), and goroutines woken by the
+// event (this object's MCP reads waiting for it) get a runtime.Gosched right
+// away. No other scheduler turn is given inside an export: it would run any
+// goroutine whose timer fired, whatever object it serves, inside this
+// object's I/O context, which workerd refuses ("Cannot perform I/O on behalf
+// of a different Durable Object").
 //
 // The arrays are package-level so their addresses never change; a
 // memory.grow detaches entry.mjs's views of them, which it checks after
@@ -40,11 +44,7 @@ var (
 	hotIn  [1 << 20]byte
 	hotOut [2 << 20]byte
 	hot    hotPath
-	calls  int
 )
-
-// gcEvery bounds how many exports run without a scheduler turn.
-const gcEvery = 64
 
 // amsBuffer tells entry.mjs where the arrays are: 0 and 1 are hotIn's
 // address and size, 2 and 3 hotOut's.
@@ -93,31 +93,10 @@ func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
 		o.unsettled = false
 	}()
 	result = int32(hot.end())
-	if calls++; woke || calls%gcEvery == 0 {
-		runtime.Gosched()
+	if woke {
+		runtime.Gosched() // the woken reads are this object's
 	}
 	return result
-}
-
-// amsFlush is entry.mjs's flush timer, at most AMS_REPLAY_FLUSH_MILLIS after
-// an event: the pending events of the object of incarnation are written.
-// It returns in how many milliseconds to call again (0: not before the next
-// event). It ends with a scheduler turn, for the finalizers of the values
-// the write made.
-//
-//go:wasmexport amsFlush
-func amsFlush(incarnation int32) (again int32) {
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintf(os.Stderr, "ams: recovered panic in amsFlush: %v\n%s", r, debug.Stack())
-			again = 0
-		}
-		runtime.Gosched()
-	}()
-	if o, ok := residents.Get(int(incarnation)); ok && o.log.Tick() {
-		return idleMillis
-	}
-	return 0
 }
 
 // closeAfterPanic is closeOnPanic for the hot path: the sender of the event
