@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,49 @@ func TestMCPHolesRaw(t *testing.T) {
 	}
 	if tok := next(t, ws, wire.TypeToken); *tok.Data != "last" {
 		t.Errorf("after the refused sends the peer got %s, want the token \"last\"", tok.Raw)
+	}
+}
+
+// TestMCPBatchBounds (issue 10, item 7): a JSON-RPC batch of
+// wire.MaxRPCBatch messages is answered in full; one more is refused whole
+// (-32600) before any of it runs; a request over wire.MCPBodyBytes is a JSON
+// 413.
+func TestMCPBatchBounds(t *testing.T) {
+	batch := func(n int) []byte {
+		var msgs []string
+		for i := range n {
+			msgs = append(msgs, `{"jsonrpc":"2.0","id":`+strconv.Itoa(i)+`,"method":"tools/list"}`)
+		}
+		return []byte("[" + strings.Join(msgs, ",") + "]")
+	}
+	post := func(body []byte) (int, []byte) {
+		req, _ := http.NewRequest("POST", broker.URL+"/mcp", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("MCP-Protocol-Version", "2025-03-26")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, raw
+	}
+	status, raw := post(batch(wire.MaxRPCBatch))
+	var replies []map[string]any
+	if err := json.Unmarshal(raw, &replies); status != http.StatusOK || err != nil || len(replies) != wire.MaxRPCBatch {
+		t.Fatalf("a batch of %d: %d, %d replies (%.200s)", wire.MaxRPCBatch, status, len(replies), raw)
+	}
+	status, raw = post(batch(wire.MaxRPCBatch + 1))
+	var refused struct {
+		Error struct{ Code int } `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &refused); err != nil || refused.Error.Code != -32600 {
+		t.Fatalf("a batch of %d: %d %.200s, want one -32600 error", wire.MaxRPCBatch+1, status, raw)
+	}
+	status, raw = post(bytes.Repeat([]byte(" "), wire.MCPBodyBytes+1))
+	var answer map[string]any
+	if err := json.Unmarshal(raw, &answer); status != http.StatusRequestEntityTooLarge || err != nil || answer["error"] != wire.ErrBodyTooLarge.Code {
+		t.Fatalf("a request over %d bytes: %d %.200s", wire.MCPBodyBytes, status, raw)
 	}
 }

@@ -126,6 +126,10 @@ func LimitsFromEnv(getenv func(string) string) Limits {
 	return limits
 }
 
+// MCPBodyBytes bounds one JSON-RPC request to the MCP endpoints: a token
+// at the default limit, every byte escaped, fits with room for metadata.
+const MCPBodyBytes = 256 << 10
+
 // MaxRPCBatch bounds the messages of one JSON-RPC batch: each may be a
 // tool call that waits, so a batch is refused whole above it.
 const MaxRPCBatch = 32

@@ -331,7 +331,7 @@ func FuzzServeRPC(f *testing.F) {
 			}
 			return
 		case http.StatusRequestEntityTooLarge:
-			if checkErrorBody(t, w) != "body_too_large" || len(body) <= mcpBodyBytes {
+			if checkErrorBody(t, w) != "body_too_large" || len(body) <= wire.MCPBodyBytes {
 				t.Fatalf("413 for %d bytes", len(body))
 			}
 			return

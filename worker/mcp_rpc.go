@@ -28,9 +28,6 @@ const (
 	mcpLatestSessionful  = "2025-11-25"
 	mcpMetaVersion       = "io.modelcontextprotocol/protocolVersion"
 	mcpMetaServerInfo    = "io.modelcontextprotocol/serverInfo"
-	// mcpBodyBytes bounds one JSON-RPC request: a 64 KiB token, escaped,
-	// fits with room for metadata.
-	mcpBodyBytes = 256 << 10
 )
 
 var mcpServerInfo = map[string]string{"name": "ams", "title": "AMS: Agent Messaging Service", "version": "1.0.0"}
@@ -67,8 +64,8 @@ type rpcReply struct {
 // serveRPC answers one POST: a JSON-RPC message, or a batch (2025-03-26).
 // Notifications and responses get 202 with no body.
 func (c *mcpCall) serveRPC(w http.ResponseWriter) {
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, mcpBodyBytes+1))
-	if err != nil || len(body) > mcpBodyBytes {
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, wire.MCPBodyBytes+1))
+	if err != nil || len(body) > wire.MCPBodyBytes {
 		writeError(w, wire.ErrBodyTooLarge, "the JSON-RPC request exceeds the limit")
 		return
 	}
