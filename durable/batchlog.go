@@ -1,6 +1,8 @@
 package durable
 
 import (
+	"fmt"
+	"os"
 	"slices"
 	"strconv"
 
@@ -12,8 +14,10 @@ import (
 // EventStore is the durable half of a BatchLog: the Durable Object's SQLite
 // storage in production (eventlog_js.go).
 type EventStore interface {
-	// AppendBatch stores events (in seq order) in one write.
-	AppendBatch(events []Event)
+	// AppendBatch stores events (in seq order) in one write, one row of at
+	// most wire.ReplayRowBytes as EncodeBatch lays it out (RowBytes bounds
+	// it), or stores none of them and says why.
+	AppendBatch(events []Event) error
 	// Reserve persists seq as the highest seq that may have been assigned.
 	// It may be lower than a previous reservation once every seq up to it
 	// is stored.
@@ -46,6 +50,14 @@ type EventStore interface {
 // across the hole `recovered: false`. An idle conversation hands the unused
 // part of its reservation back (Tick), so a wake-up after a clean
 // hibernation leaves no hole and resumes stay complete.
+//
+// A flush is written in rows of at most wire.ReplayRowBytes (SplitRows), so
+// a burst of large tokens never makes one value too big for SQLite. A row
+// whose write fails all the same (storage full, or one event over the bound
+// with a raised AMS_LIMIT_TOKEN_BYTES) is not retried: its events are gone
+// from the log, the failure is logged, and Lost reports the highest seq
+// lost, so a resume from before it is answered recovered:false, as after a
+// crash.
 type BatchLog struct {
 	store    EventStore
 	maxBatch int
@@ -55,6 +67,7 @@ type BatchLog struct {
 	last     int64 // the highest seq appended or saved
 	ticked   int64 // last, at the previous Tick
 	trim     int64 // the store is to be trimmed through this seq at the next flush
+	lost     int64 // the highest seq of an event whose write failed
 }
 
 // NewBatchLog returns a log over store that writes at most maxBatch events
@@ -101,7 +114,12 @@ func (l *BatchLog) Flush() {
 	if len(l.pending) == 0 {
 		return
 	}
-	l.store.AppendBatch(l.pending)
+	for _, row := range SplitRows(l.pending, wire.ReplayRowBytes) {
+		if err := l.store.AppendBatch(row); err != nil {
+			l.lost = max(l.lost, row[len(row)-1].Seq)
+			fmt.Fprintf(os.Stderr, "ams: replay buffer lost events %d..%d (%d events): %v\n", row[0].Seq, row[len(row)-1].Seq, len(row), err)
+		}
+	}
 	clear(l.pending)
 	l.pending = l.pending[:0]
 }
@@ -164,6 +182,49 @@ func (l *BatchLog) Sizes() []EventSize {
 }
 
 func (l *BatchLog) LastSeq() int64 { return l.last }
+
+// Lost is the highest seq of an event whose write failed, 0 if none did.
+func (l *BatchLog) Lost() int64 { return l.lost }
+
+// SplitRows cuts events into consecutive rows whose EncodeBatch encoding
+// is at most maxBytes each (RowBytes), keeping their order; an event too
+// big for a row on its own gets a row of its own.
+func SplitRows(events []Event, maxBytes int) [][]Event {
+	var rows [][]Event
+	start, size := 0, rowOverhead
+	for i, e := range events {
+		n := eventBytes(e)
+		if i > start && size+n > maxBytes {
+			rows = append(rows, events[start:i:i])
+			start, size = i, rowOverhead
+		}
+		size += n
+	}
+	if start < len(events) {
+		rows = append(rows, events[start:])
+	}
+	return rows
+}
+
+// RowBytes bounds the bytes of the row EncodeBatch makes of events, meta
+// and frames together: SplitRows keeps it at most its maxBytes.
+func RowBytes(events []Event) int {
+	size := rowOverhead
+	for _, e := range events {
+		size += eventBytes(e)
+	}
+	return size
+}
+
+// rowOverhead is the meta's brackets and SQLite's row header, rounded up;
+// eventBytes bounds what one event adds: its frame, its [seq,index,length]
+// (three integers of at most 20 digits) and, if its stream is new to the
+// row, the stream's [id,name] with every byte escaped (6 a byte).
+const rowOverhead = 64
+
+func eventBytes(e Event) int {
+	return len(e.Frame) + 3*20 + 4 + 6*(len(e.StreamID)+len(e.StreamName)) + 8
+}
 
 func (l *BatchLog) Link() wire.LinkState { return l.store.Link() }
 

@@ -19,9 +19,22 @@ type memStore struct {
 	batches  int
 	reserves []int64
 	link     wire.LinkState
+	// rowCap, when set, refuses a row whose encoding is longer, as SQLite
+	// refuses one over its length limit (SQLITE_TOOBIG).
+	rowCap int
+	rows   []int // the encoded length of every row written
 }
 
-func (s *memStore) AppendBatch(events []Event) {
+func (s *memStore) AppendBatch(events []Event) error {
+	meta, frames := EncodeBatch(events, nil, nil)
+	n := len(meta) + len(frames)
+	if n > RowBytes(events) {
+		s.t.Errorf("a row of %d events encodes to %d bytes, over its bound %d", len(events), n, RowBytes(events))
+	}
+	if s.rowCap > 0 && n > s.rowCap {
+		return fmt.Errorf("string or blob too big: %d bytes", n)
+	}
+	s.rows = append(s.rows, n)
 	for _, e := range events {
 		if n := len(s.events); n > 0 && e.Seq <= s.events[n-1].Seq {
 			s.t.Errorf("AppendBatch seq %d after %d", e.Seq, s.events[n-1].Seq)
@@ -33,6 +46,7 @@ func (s *memStore) AppendBatch(events []Event) {
 		s.events = append(s.events, e)
 	}
 	s.batches++
+	return nil
 }
 
 func (s *memStore) Reserve(seq int64) {
@@ -282,4 +296,135 @@ func TestTimestampMatchesWire(t *testing.T) {
 			}
 		}
 	}
+}
+
+// harnessOverBatchLog is the harness over a BatchLog flushing at most 512
+// events at a time, as the Durable Object runs it.
+func harnessOverBatchLog(t *testing.T, limits wire.Limits, store *memStore) (*harness, *BatchLog) {
+	log := NewBatchLog(store, 512, 1024)
+	h := &harness{t: t, limits: limits}
+	h.conv = NewConversation(limits, func() time.Time { return testTime }, func() string {
+		h.next++
+		return fmt.Sprintf("conn%04d", h.next)
+	}, log)
+	return h, log
+}
+
+// TestFlushSplitsRowsByBytes: a burst of 200 tokens of 60 KiB pending at
+// once (the flush bound counts events) is written in rows that each fit
+// under wire.ReplayRowBytes, so under SQLite's limit; every event is stored
+// in order, and a resume over the burst replays all of it, recovered.
+func TestFlushSplitsRowsByBytes(t *testing.T) {
+	limits := wire.DefaultLimits
+	limits.ReplayBytes = 32 << 20
+	store := &memStore{t: t, rowCap: 2_199_992} // workerd's limit, measured
+	h, log := harnessOverBatchLog(t, limits, store)
+	pub, _ := h.join("acc_A", "pub", false, "")
+	sub, _ := h.join("acc_S", "sub", false, "")
+	h.conv.Leave(sub.ConnID)
+	from := h.conv.Seq()
+	big := strings.Repeat("x", 60<<10)
+	for i := range 200 {
+		h.token(pub, fmt.Sprintf("%03d%s", i, big))
+	}
+	log.Flush()
+	if log.Pending() != 0 || log.Lost() != 0 {
+		t.Fatalf("after the flush: %d pending, lost through %d", log.Pending(), log.Lost())
+	}
+	for _, n := range store.rows {
+		if n > wire.ReplayRowBytes {
+			t.Errorf("a row of %d bytes, over wire.ReplayRowBytes %d", n, wire.ReplayRowBytes)
+		}
+	}
+	if len(store.rows) < 200*len(big)/wire.ReplayRowBytes {
+		t.Errorf("%d rows hold %d MiB of frames", len(store.rows), 200*len(big)>>20)
+	}
+	_, sock := h.joinWith(resumeRequest("acc_S", "sub", false, from))
+	if joined := joinedFrame(t, sock); string(joined["recovered"]) != "true" {
+		t.Fatalf("a resume over the stored burst: recovered %s", joined["recovered"])
+	}
+	_, texts := received(t, sock)
+	if len(texts) != 200 {
+		t.Fatalf("replayed %d of 200 tokens", len(texts))
+	}
+	for i, text := range texts {
+		if !strings.Contains(text, fmt.Sprintf(`"data":"%03d%s"`, i, big)) {
+			t.Fatalf("replayed token %d is not the %dth sent", i, i)
+		}
+	}
+}
+
+// TestSplitRows: rows keep the events' order and bound, and an event too
+// big for any row still gets one of its own.
+func TestSplitRows(t *testing.T) {
+	ev := func(seq int64, n int) Event {
+		return Event{Seq: seq, StreamID: "s", StreamName: "n", Frame: make([]byte, n)}
+	}
+	events := []Event{ev(1, 10), ev(2, 500), ev(3, 10), ev(4, 2000), ev(5, 10), ev(6, 10)}
+	rows := SplitRows(events, 1000)
+	var seqs []int64
+	for _, row := range rows {
+		if len(row) == 0 {
+			t.Fatal("an empty row")
+		}
+		if len(row) > 1 && RowBytes(row) > 1000 {
+			t.Errorf("row %v is %d bytes, over 1000", row[0].Seq, RowBytes(row))
+		}
+		for _, e := range row {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	if !slices.Equal(seqs, []int64{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("rows hold seqs %v", seqs)
+	}
+	if len(rows) != 3 || len(rows[1]) != 1 || rows[1][0].Seq != 4 {
+		t.Errorf("want rows [1 2 3] [4] [5 6], got %d rows", len(rows))
+	}
+	if SplitRows(nil, 1000) != nil {
+		t.Error("rows of nothing")
+	}
+}
+
+// TestFailedRowIsNotRecovered: a row the store refuses is neither retried
+// nor silently dropped: the log goes on, the other rows are stored, and a
+// resume from before the lost event says recovered:false while one from
+// after it is complete.
+func TestFailedRowIsNotRecovered(t *testing.T) {
+	limits := wire.DefaultLimits
+	limits.TokenBytes = 4 << 20 // a deployment's raised limit: one frame over SQLite's
+	store := &memStore{t: t, rowCap: 2_199_992}
+	h, log := harnessOverBatchLog(t, limits, store)
+	pub, _ := h.join("acc_A", "pub", false, "")
+	big := strings.Repeat("x", 60<<10)
+	for range 4 {
+		h.token(pub, big)
+	}
+	before := h.conv.Seq()
+	h.token(pub, strings.Repeat("y", 2_200_000))
+	lost := h.conv.Seq()
+	h.token(pub, "after")
+	log.Flush()
+	if log.Lost() != lost {
+		t.Fatalf("Lost() = %d, want %d", log.Lost(), lost)
+	}
+	if got := storedSeqsOf(store.events); slices.Contains(got, lost) || !slices.Contains(got, lost+1) || !slices.Contains(got, before) {
+		t.Fatalf("stored seqs %v: want all but %d", got, lost)
+	}
+	for _, tc := range []struct {
+		after int64
+		want  string
+	}{{before - 1, "false"}, {before, "false"}, {lost, "true"}} {
+		_, sock := h.joinWith(resumeRequest("acc_S", fmt.Sprint("sub", tc.after), false, tc.after))
+		if got := string(joinedFrame(t, sock)["recovered"]); got != tc.want {
+			t.Errorf("resume after %d: recovered %s, want %s", tc.after, got, tc.want)
+		}
+	}
+}
+
+func storedSeqsOf(events []Event) []int64 {
+	var seqs []int64
+	for _, e := range events {
+		seqs = append(seqs, e.Seq)
+	}
+	return seqs
 }

@@ -30,7 +30,8 @@
 // log is a BatchLog (batchlog.go): events reach SQLite in batches (at most
 // AMS_REPLAY_FLUSH_EVENTS, at most AMS_REPLAY_FLUSH_MILLIS after the first),
 // seqs are reserved durably ahead of use so none is ever reused, and a
-// resume across a batch lost in a crash is answered recovered:false.
+// resume across a batch lost in a crash, or one whose write failed (each
+// row is bounded by wire.ReplayRowBytes; Lost), is answered recovered:false.
 //
 // The object owns the conversation's magic link, because Workers KV cannot
 // order two writes: each rotation is issued here (the next generation and the
@@ -346,7 +347,7 @@ func (c *Conversation) Attach(conversationID string, p *Peer, resumeAfter *int64
 	}
 	var replay []Event
 	if resumeAfter != nil {
-		recovered := c.buffer.Covers(*resumeAfter, c.seq)
+		recovered := c.buffer.Covers(*resumeAfter, c.seq) && *resumeAfter >= c.log.Lost()
 		joined.Recovered = &recovered
 		if c.buffer.Enabled() && *resumeAfter < c.seq {
 			replay = c.log.Since(*resumeAfter)

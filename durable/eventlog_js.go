@@ -4,6 +4,7 @@ import (
 	"syscall/js"
 	"unsafe"
 
+	"github.com/ams-dev/ams/bridge"
 	"github.com/ams-dev/ams/wire"
 )
 
@@ -46,12 +47,15 @@ func (l *sqlEventLog) exec(query string, bindings ...any) js.Value {
 }
 
 // AppendBatch writes events as one row: three values cross into JS, the
-// frames as one byte array.
-func (l *sqlEventLog) AppendBatch(events []Event) {
+// frames as one byte array. A refused write (the exception sql.exec
+// throws) is returned, for BatchLog to account for.
+func (l *sqlEventLog) AppendBatch(events []Event) error {
 	l.meta, l.frames = EncodeBatch(events, l.meta, l.frames)
 	blob := uint8Array.New(len(l.frames))
 	js.CopyBytesToJS(blob, l.frames)
-	l.sql.Exec(l.insert, float64(events[len(events)-1].Seq), unsafe.String(unsafe.SliceData(l.meta), len(l.meta)), blob.Get("buffer"))
+	return bridge.Try(func() {
+		l.sql.Exec(l.insert, float64(events[len(events)-1].Seq), unsafe.String(unsafe.SliceData(l.meta), len(l.meta)), blob.Get("buffer"))
+	})
 }
 
 func (l *sqlEventLog) Since(after int64) []Event {

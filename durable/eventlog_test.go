@@ -67,6 +67,9 @@ func (l *memLog) SaveSeq(seq int64) {
 	l.saves = append(l.saves, seq)
 }
 
+// Lost: every append is stored.
+func (l *memLog) Lost() int64 { return 0 }
+
 // storedSeqs lists the seqs the log holds.
 func (l *memLog) storedSeqs() []int64 {
 	var seqs []int64

@@ -32,6 +32,9 @@ type EventLog interface {
 	LastSeq() int64
 	// SaveSeq persists seq when events are not stored.
 	SaveSeq(seq int64)
+	// Lost returns the highest seq of an event that was appended but could
+	// not be stored (0 if none): a resume from before it is not complete.
+	Lost() int64
 	// Link returns the conversation's current magic link (zero before any
 	// rotation); SaveLink persists the next one.
 	Link() wire.LinkState

@@ -126,6 +126,14 @@ func LimitsFromEnv(getenv func(string) string) Limits {
 	return limits
 }
 
+// ReplayRowBytes bounds one row of the replay buffer in SQLite (a batch's
+// meta and frames, durable.BatchLog): workerd refuses a row over about
+// 2.2 MB (SQLITE_TOOBIG; 2,199,992 bytes of BLOB measured with workerd
+// 1.20260426.1), so a flush is split into rows of at most this. One event
+// always fits: a token frame at the default limits is under
+// FrameChars (6 × 64 KiB + 4 KiB).
+const ReplayRowBytes = 1 << 20
+
 // MCPBodyBytes bounds one JSON-RPC request to the MCP endpoints: a token
 // at the default limit, every byte escaped, fits with room for metadata.
 const MCPBodyBytes = 256 << 10

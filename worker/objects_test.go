@@ -63,6 +63,7 @@ func (l *memEventLog) LastSeq() int64 {
 }
 
 func (l *memEventLog) SaveSeq(seq int64)            { l.saved = seq }
+func (l *memEventLog) Lost() int64                  { return 0 }
 func (l *memEventLog) Link() wire.LinkState         { return l.link }
 func (l *memEventLog) SaveLink(link wire.LinkState) { l.link = link }
 
