@@ -171,29 +171,9 @@ func TestReceiptsAndSelectiveSubscription(t *testing.T) {
 // from before them must say recovered: false, never pass a partial replay
 // off as complete.
 func TestReplayBufferOverflow(t *testing.T) {
-	b, err := StartBroker(BrokerOptions{Vars: map[string]string{
-		"AMS_CREDENTIAL_PEPPER":       randomHex(16),
-		"AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(16),
-		"AMS_REPLAY_EVENTS":           "20",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
-	ctx := testContext(t, 60*time.Second)
-	owner, err := b.client("").CreateAccount(ctx, "overflow")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, err := b.client(owner.Credential).CreateConversation(ctx, owner.Namespace, client.NewConversation{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, joinedPub := join(t, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: "pub"})
-	sub, joinedSub := join(t, conv.MagicLink, client.DialOptions{Credential: owner.Credential, StreamName: "sub"})
-	next(t, pub, wire.TypeStreamJoined)
-	sub.CloseNow()
-	next(t, pub, wire.TypeStreamLeft)
+	a := startAway(t, "overflow", map[string]string{"AMS_REPLAY_EVENTS": "20"})
+	defer a.b.Stop()
+	ctx, pub, joinedPub, joinedSub, conv, owner := a.ctx, a.pub, a.joinedPub, a.joinedSub, a.conv, a.owner
 	for i := 0; i < 50; i++ {
 		if err := pub.SendToken(ctx, strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
