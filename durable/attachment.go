@@ -62,13 +62,13 @@ func (a *Attachment) Stream() wire.StreamInfo {
 // budget, the returned attachment leaves it out and overflow holds it.
 func (a Attachment) Encode() (encoded []byte, overflow []byte) {
 	a.MetadataStored = false
-	encoded, _ = json.Marshal(a)
+	encoded = wire.MarshalVerbatim(a)
 	if len(encoded) <= AttachmentBudget {
 		return encoded, nil
 	}
 	overflow = a.Metadata
 	a.Metadata, a.MetadataStored = nil, true
-	encoded, _ = json.Marshal(a)
+	encoded = wire.MarshalVerbatim(a)
 	return encoded, overflow
 }
 

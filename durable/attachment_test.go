@@ -116,12 +116,16 @@ func TestAttachmentEncodeBudgetBoundary(t *testing.T) {
 	if string(overflow) != over || len(encoded) > AttachmentBudget {
 		t.Errorf("one over the budget: %d bytes, overflow %d bytes; want overflow", len(encoded), len(overflow))
 	}
-	// HTML characters are escaped six-fold by encoding/json; the budget
-	// must count the escaped form.
-	html := `{"p":"` + strings.Repeat("<", pad/6+1) + `"}`
+	// HTML characters are kept as sent (encoding/json would escape each
+	// six-fold): the attachment holds the metadata's own bytes, within budget.
+	html := `{"p":"` + strings.Repeat("<", pad) + `"}`
 	encoded, overflow = attachmentFixture(html).Encode()
+	if overflow != nil || len(encoded) != AttachmentBudget || !strings.Contains(string(encoded), html) {
+		t.Errorf("HTML metadata: %d bytes, overflow %v; want %d inline, verbatim", len(encoded), overflow != nil, AttachmentBudget)
+	}
+	encoded, overflow = attachmentFixture(`{"p":"` + strings.Repeat("<", pad+1) + `"}`).Encode()
 	if overflow == nil || len(encoded) > AttachmentBudget {
-		t.Errorf("escaped metadata: %d bytes, overflow %v; want overflow", len(encoded), overflow != nil)
+		t.Errorf("HTML metadata one over: %d bytes, overflow %v; want overflow", len(encoded), overflow != nil)
 	}
 }
 

@@ -25,7 +25,7 @@ func newSQLMemberStore(storage js.Value) *sqlMemberStore {
 }
 
 func (s *sqlMemberStore) Put(r MemberRecord) {
-	raw, _ := json.Marshal(r)
+	raw := wire.MarshalVerbatim(r)
 	s.sql.Call("exec", "INSERT OR REPLACE INTO members (conn_id, record) VALUES (?, ?)", r.ConnID, string(raw))
 }
 

@@ -23,11 +23,7 @@ type Namespaces interface {
 // claim asks the owner of ns to claim path for record: true when this call
 // won, false when the name was already taken.
 func (s *Service) claim(ctx context.Context, ns, path string, record any) (bool, error) {
-	raw, err := json.Marshal(record)
-	if err != nil {
-		return false, err
-	}
-	status, _, err := s.Namespaces.Call(ctx, ns, http.MethodPost, path, raw)
+	status, _, err := s.Namespaces.Call(ctx, ns, http.MethodPost, path, wire.MarshalVerbatim(record))
 	switch {
 	case err != nil:
 		return false, err

@@ -447,7 +447,12 @@ func TestMCPPromptsAndResources(t *testing.T) {
 	if string(list.Result["prompts"]) != `[{"description":"Review the diff","name":"review"}]` {
 		t.Errorf("prompts/list %s", list.Result["prompts"])
 	}
-	got, _ := rpc(t, f.s, link, "", "prompts/get", map[string]any{"name": "review"}, nil)
+	got, w := rpc(t, f.s, link, "", "prompts/get", map[string]any{"name": "review"}, nil)
+	// Verbatim means the bytes: the record keeps client JSON unescaped, so
+	// the answer does too (not "\u003cthis\u003e \u0026 that").
+	if !strings.Contains(w.Body.String(), `"text":"Review <this> & that"`) {
+		t.Errorf("prompts/get is not byte-verbatim: %s", w.Body)
+	}
 	if !jsonEqualRaw(got.Result["messages"], json.RawMessage(`[{"role":"user","content":{"type":"text","text":"Review <this> & that"}}]`)) || jstr(t, got.Result["description"]) != "Review the diff" {
 		t.Errorf("prompts/get %v", got.Result)
 	}

@@ -63,11 +63,8 @@ func getJSON(ctx context.Context, kv KV, key string, into any) error {
 }
 
 func putJSON(ctx context.Context, kv KV, key string, value any) error {
-	raw, err := json.Marshal(value)
-	if err != nil {
-		return err
-	}
-	return kv.Put(ctx, key, string(raw))
+	// Records hold client JSON (metadata, prompts): stored as sent, no HTML escaping.
+	return kv.Put(ctx, key, string(wire.MarshalVerbatim(value)))
 }
 
 // conversationByAlias resolves alias:{ns}:{alias} and its record.

@@ -109,10 +109,7 @@ func newService(env js.Value) (*Service, error) {
 // forwardJoin hands an admitted connect to the conversation's Durable Object
 // and returns its 101 response, WebSocket included, untouched.
 func forwardJoin(env js.Value, join wire.Join) (js.Value, error) {
-	encoded, err := json.Marshal(join)
-	if err != nil {
-		return js.Value{}, err
-	}
+	encoded := wire.MarshalVerbatim(join)
 	ns := env.Get(ConversationBinding)
 	stub := ns.Call("get", ns.Call("idFromName", join.ConversationID))
 	init := js.Global().Get("Object").New()
