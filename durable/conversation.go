@@ -71,8 +71,6 @@
 package durable
 
 import (
-	"bytes"
-	"encoding/json"
 	"slices"
 	"time"
 
@@ -265,11 +263,7 @@ func (c *Conversation) Streams() []wire.StreamInfo {
 // the listing as JSON with each metadata verbatim (no HTML escaping), so it
 // stays within wire.Limits.StreamListBytes.
 func EncodeStreams(streams []wire.StreamInfo) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(streams)
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return wire.MarshalVerbatim(streams)
 }
 
 // Admit decides a join without side effects, in the order of the refusal

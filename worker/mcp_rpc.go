@@ -325,11 +325,7 @@ func (c *mcpCall) callTool(ctx context.Context, t tool, args json.RawMessage) (r
 
 func toolResult(v any, isError bool) map[string]any {
 	// Frames are relayed as the wire sent them: no HTML escaping added.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	raw := bytes.TrimRight(buf.Bytes(), "\n")
+	raw := wire.MarshalVerbatim(v)
 	result := map[string]any{
 		"content":           []map[string]string{{"type": "text", "text": string(raw)}},
 		"structuredContent": json.RawMessage(raw),

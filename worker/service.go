@@ -6,7 +6,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,11 +197,7 @@ func writeError(w http.ResponseWriter, code wire.Error, message string) {
 // (metadata in an inspect reply) comes back as it was sent, and no longer
 // (wire.Limits.StreamListBytes).
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body)
-	raw := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	raw := wire.MarshalVerbatim(body)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(raw)
