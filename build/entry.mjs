@@ -231,6 +231,17 @@ export class McpSession extends DurableObject {
   alarm() {
     return call(this.env, "sessionAlarm", this);
   }
+  // A push leg's watch socket (durable/session_js.go) only listens: the
+  // object sends on it when the session is bound or ended.
+  webSocketMessage() {}
+  webSocketClose(ws, code, reason) {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+  }
+  webSocketError() {}
 }
 
 export default {

@@ -389,6 +389,9 @@ func (c *Conversation) Link() wire.LinkState { return c.link }
 func (c *Conversation) Receive(connID string, msg []byte) {
 	p := c.byConn[connID]
 	if p == nil {
+		if isTap(connID) {
+			c.TapMessage(connID, msg)
+		}
 		return // a displaced or already closed socket: its stream is gone
 	}
 	if c.FaultInjection {

@@ -32,6 +32,9 @@ type MemberRecord struct {
 	// reader Reader of stream StreamID left (leftExplicitly) or was taken
 	// over (leftTakenOver), so its calls do not rejoin on their own.
 	Left string `json:"left,omitempty"`
+	// PushOnly: what the member's push leg delivered (acked) or what rode
+	// along is marked read (wire.DeliveryPush).
+	PushOnly bool `json:"push_only,omitempty"`
 }
 
 const (
@@ -53,8 +56,10 @@ type MemberStore interface {
 // member reads the log instead) except while capturing its joined frame.
 type memberSocket struct {
 	// tap is the member's push leg (tap.go), nil without one.
-	tap       Socket
-	tapID     string
+	tap   Socket
+	tapID string
+	// tapLive: the tap started (wire.TapStart) and gets the fan-out.
+	tapLive   bool
 	store     MemberStore
 	record    MemberRecord
 	capturing bool
@@ -65,7 +70,7 @@ func (m *memberSocket) Send(out *Outbound) {
 	switch {
 	case m.capturing:
 		m.captured = append(m.captured, out.Text)
-	case m.tap != nil:
+	case m.tap != nil && m.tapLive:
 		m.tap.Send(out)
 	}
 }
@@ -154,7 +159,7 @@ func (c *Conversation) JoinMemberAs(store MemberStore, conversationID string, re
 	c.Attach(conversationID, p, nil)
 	m.capturing = false
 	// Its own stream_joined is behind it; everything after is to be read.
-	m.record = MemberRecord{Attachment: p.Attachment, Cursor: c.seq, LastSeen: c.now().UnixMilli(), Reader: reader}
+	m.record = MemberRecord{Attachment: p.Attachment, Cursor: c.seq, LastSeen: c.now().UnixMilli(), Reader: reader, PushOnly: req.PushOnly}
 	store.Put(m.record)
 	return m.captured[0], nil
 }
@@ -468,6 +473,9 @@ func (c *Conversation) rideAlong(p *Peer, m *memberSocket) []json.RawMessage {
 			frames = append(frames, json.RawMessage(e.Frame))
 		}
 		m.record.Ridden = e.Seq
+	}
+	if m.record.PushOnly {
+		m.record.Cursor = m.record.Ridden // delivered in the answer: read
 	}
 	m.store.Put(m.record)
 	return frames

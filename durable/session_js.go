@@ -45,6 +45,16 @@ func sessionAlarm(args []js.Value) any {
 	return nil
 }
 
+// notifyWatchers tells every push leg watching the session that it was
+// bound or ended; each reads the binding again (a signal, not the state).
+func notifyWatchers(ctx js.Value, op string) {
+	sockets := ctx.Call("getWebSockets")
+	for i := 0; i < sockets.Length(); i++ {
+		ws := sockets.Index(i)
+		_ = bridge.Try(func() { ws.Call("send", op) })
+	}
+}
+
 // sessionFetch takes (self, request): one operation, its state in and out
 // as JSON. The request body was read by entry.mjs.
 func sessionFetch(args []js.Value) any {
@@ -53,6 +63,13 @@ func sessionFetch(args []js.Value) any {
 	op, ok := strings.CutPrefix(u.Path, wire.SessionPath)
 	if err != nil || !ok {
 		return bridge.NewResponse(http.StatusNotFound, nil, nil)
+	}
+	if op == "watch" {
+		// A push leg's watch (wire.SessionPath): hibernatable, so an idle
+		// session object is evicted with its legs still open.
+		client, server := bridge.WebSocketPair()
+		self.Get("ctx").Call("acceptWebSocket", server)
+		return bridge.UpgradeResponse(client, nil)
 	}
 	sql := newSQLStorage(self.Get("ctx").Get("storage"))
 	sql.Exec("CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
@@ -69,6 +86,7 @@ func sessionFetch(args []js.Value) any {
 	if op != "get" {
 		deadline := time.Now().Add(wire.MCPSessionRetention)
 		self.Get("ctx").Get("storage").Call("setAlarm", float64(deadline.UnixMilli()))
+		notifyWatchers(self.Get("ctx"), op)
 	}
 	raw, _ := json.Marshal(out)
 	return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, raw)

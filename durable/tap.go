@@ -1,6 +1,13 @@
 package durable
 
-import "github.com/ams-dev/ams/wire"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/ams-dev/ams/wire"
+)
 
 // A tap is the push leg of an MCP member: a hibernatable socket that the
 // Worker holds open behind the SSE answer of GET /mcp. Fan-out to the
@@ -12,6 +19,19 @@ import "github.com/ams-dev/ams/wire"
 // hands it back to its member; a tap whose member is gone is closed, and so
 // is the tap of a member that leaves, expires, is rotated out or is taken
 // over, with that reason as the close reason.
+//
+// A tap starts silent. The Worker's start message (wire.TapStart) names
+// where its client is — the seq after which it has seen nothing (the SSE
+// Last-Event-ID), or nothing, meaning after what the member read or was
+// last delivered — and the object answers, within that one event, with
+// what the member heard since (from the log, a truncated frame first if the
+// buffer no longer covers it) and then makes the tap live. Fan-out skips a
+// tap until then, so the client gets every frame once, in seq order, however
+// the join, the leg and the first frames interleave. The Worker acks what it
+// wrote (wire.TapAck): acked frames are not offered along again (Ridden),
+// and for a push-only member they are read (Cursor), so a push-only member
+// that loses its leg still reads, or is pushed on its next leg, everything
+// no leg delivered.
 
 // TapPrefix starts a tap's connection id, which is its hibernation tag.
 const TapPrefix = "tap:"
@@ -19,9 +39,65 @@ const TapPrefix = "tap:"
 func (m *memberSocket) closeTap(code wire.Close) {
 	if m.tap != nil {
 		m.tap.Close(code)
-		m.tap, m.tapID = nil, ""
+		m.tap, m.tapID, m.tapLive = nil, "", false
 	}
 }
+
+// tapOwner finds the member whose tap is tapID.
+func (c *Conversation) tapOwner(tapID string) (*Peer, *memberSocket) {
+	for _, p := range c.peers {
+		if m, ok := p.Socket.(*memberSocket); ok && m.tap != nil && m.tapID == tapID {
+			return p, m
+		}
+	}
+	return nil, nil
+}
+
+// TapMessage handles a control message of the tap tapID (wire.TapStart,
+// wire.TapAck); anything else, or a tap whose member is gone, is ignored.
+func (c *Conversation) TapMessage(tapID string, msg []byte) {
+	p, m := c.tapOwner(tapID)
+	if m == nil || !gjson.ValidBytes(msg) {
+		return
+	}
+	parsed := gjson.ParseBytes(msg)
+	switch parsed.Get("tap").Str {
+	case wire.TapStart:
+		if m.tapLive {
+			return
+		}
+		from := max(m.record.Cursor, m.record.Ridden)
+		if after := parsed.Get("after"); after.Type == gjson.Number {
+			from = min(max(after.Int(), 0), c.seq)
+		}
+		if from < c.seq {
+			if !c.buffer.Covers(from, c.seq) {
+				m.tap.Send(&Outbound{Text: append(strconv.AppendInt([]byte(`{"type":"`+wire.TypeTapTruncated+`","after":`), from, 10), '}')})
+			}
+			for _, e := range c.log.Since(from) {
+				if p.Hears(e.StreamID, e.StreamName) {
+					m.tap.Send(&Outbound{Text: e.Frame})
+				}
+			}
+		}
+		m.tapLive = true
+	case wire.TapAck:
+		seq := min(parsed.Get("seq").Int(), c.seq)
+		changed := false
+		if seq > m.record.Ridden {
+			m.record.Ridden, changed = seq, true
+		}
+		if m.record.PushOnly && seq > m.record.Cursor {
+			m.record.Cursor, changed = seq, true
+		}
+		if changed {
+			m.store.Put(m.record)
+		}
+	}
+}
+
+// isTap says whether connID names a tap.
+func isTap(connID string) bool { return strings.HasPrefix(connID, TapPrefix) }
 
 // Tap makes socket, of connection tapID, the push leg of the member the
 // call names (never joining it); a member has one leg, so an older one is
@@ -33,7 +109,7 @@ func (c *Conversation) Tap(store MemberStore, call wire.MemberCall, socket Socke
 		return Attachment{}, refusal
 	}
 	m.closeTap(wire.CloseStreamDisplaced)
-	m.tap, m.tapID = socket, tapID
+	m.tap, m.tapID, m.tapLive = socket, tapID, !c.buffer.Enabled()
 	return Attachment{ConnID: tapID, StreamID: p.StreamID, Name: p.Name, Owner: p.Owner, Metadata: wire.EmptyObject, TapOf: p.ConnID}, nil
 }
 
@@ -75,13 +151,14 @@ func (c *Conversation) RestoreTaps(taps []Woken) {
 			continue
 		}
 		m.closeTap(wire.CloseStreamDisplaced)
-		m.tap, m.tapID = t.Socket, t.ConnID
+		m.tap, m.tapID, m.tapLive = t.Socket, t.ConnID, true
 	}
 }
 
-// TapOf returns the tap of the member socket s, if it is one with a leg.
+// TapOf returns the live tap of the member socket s, if it is one with a
+// leg that started.
 func TapOf(s Socket) Socket {
-	if m, ok := s.(*memberSocket); ok {
+	if m, ok := s.(*memberSocket); ok && m.tapLive {
 		return m.tap
 	}
 	return nil

@@ -28,6 +28,7 @@ func TestTapLifecycle(t *testing.T) {
 	if refusal != nil || a.TapOf == "" || a.ConnID != TapPrefix+"1" {
 		t.Fatalf("tap: %+v %+v", a, refusal)
 	}
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
 	web.reset()
 	m.conv.Receive(m.conv.peers[0].ConnID, []byte(`{"type":"token","data":"to the leg"}`))
 	own := call
@@ -46,6 +47,7 @@ func TestTapLifecycle(t *testing.T) {
 	if _, refusal := m.conv.Tap(m.store, call, second, TapPrefix+"2"); refusal != nil || len(tap.closes) != 1 || tap.closes[0] != wire.CloseStreamDisplaced {
 		t.Errorf("a second leg: %v, first closed %v", refusal, tap.closes)
 	}
+	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(nil))
 	// Takeover by another reader closes the leg, saying so.
 	takeover := call
 	takeover.Reader = "r2"
@@ -56,6 +58,7 @@ func TestTapLifecycle(t *testing.T) {
 	// Leaving closes the new owner's leg with not_joined.
 	third := &recordingSocket{}
 	m.conv.Tap(m.store, takeover, third, TapPrefix+"3")
+	m.conv.Receive(TapPrefix+"3", wire.EncodeTapStart(nil))
 	m.conv.Member(m.store, "leave", takeover)
 	if len(third.closes) != 1 || third.closes[0] != wire.CloseNotJoined {
 		t.Errorf("leave closed the leg with %v", third.closes)
@@ -63,6 +66,116 @@ func TestTapLifecycle(t *testing.T) {
 	if _, refusal := m.conv.Tap(m.store, takeover, &recordingSocket{}, TapPrefix+"4"); refusal == nil || refusal.Error != wire.ErrNotJoined.Code {
 		t.Errorf("a tap of a member that left: %+v", refusal)
 	}
+}
+
+// TestTapStart (11.4): a tap is silent until it starts; its start sends
+// what the member heard after the member's position (or after the client's
+// Last-Event-ID), once, in order, then the live frames; a start from before
+// the buffer is announced as truncated; acks mark frames delivered, so a
+// later leg and ride-along skip them, and read only for a push-only member.
+func TestTapStart(t *testing.T) {
+	m := newMemberHarness(t, wire.DefaultLimits)
+	web, _ := m.ws("acc_W", "web", false, "")
+	token := func(data string) { m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"`+data+`"}`)) }
+	for _, pushOnly := range []bool{false, true} {
+		name := "agent"
+		if pushOnly {
+			name = "pusher"
+		}
+		req := joinRequest("acc_M", name, false, "")
+		req.PushOnly = pushOnly
+		call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
+		if r := m.conv.Member(m.store, "join", call); r.Error != "" {
+			t.Fatalf("join: %+v", r)
+		}
+		call.Join = nil
+		tap := &recordingSocket{}
+		tapID := TapPrefix + name
+		if _, refusal := m.conv.Tap(m.store, call, tap, tapID); refusal != nil {
+			t.Fatal(refusal)
+		}
+		token("a")
+		token("b")
+		if f := tap.frames(); len(f) != 0 {
+			t.Fatalf("a tap that did not start got %q", f)
+		}
+		m.conv.Receive(tapID, wire.EncodeTapStart(nil))
+		token("c")
+		got := datas(tap.frames())
+		if strings.Join(got, ",") != "a,b,c" {
+			t.Fatalf("pushOnly %v: the leg got %v", pushOnly, got)
+		}
+		lastSeq := m.conv.Seq()
+		m.conv.Receive(tapID, wire.EncodeTapAck(lastSeq-1)) // a and b written
+		r := m.conv.Member(m.store, "recv", call)
+		want := "a,b,c"
+		if pushOnly {
+			want = "c"
+		}
+		if strings.Join(datas(frameTexts(r.Frames)), ",") != want {
+			t.Errorf("pushOnly %v: recv after the ack %v, want %s", pushOnly, datas(frameTexts(r.Frames)), want)
+		}
+		// A new leg without Last-Event-ID starts after what was delivered or
+		// read (c, by that recv); with one, after that seq.
+		token("d")
+		next := &recordingSocket{}
+		m.conv.Tap(m.store, call, next, tapID+"2")
+		m.conv.Receive(tapID+"2", wire.EncodeTapStart(nil))
+		if got := strings.Join(datas(next.frames()), ","); got != "d" {
+			t.Errorf("pushOnly %v: a new leg got %s", pushOnly, got)
+		}
+		resumed := &recordingSocket{}
+		from := lastSeq - 2
+		m.conv.Tap(m.store, call, resumed, tapID+"3")
+		m.conv.Receive(tapID+"3", wire.EncodeTapStart(&from))
+		if got := strings.Join(datas(resumed.frames()), ","); got != "b,c,d" {
+			t.Errorf("pushOnly %v: a leg resumed after a got %s", pushOnly, got)
+		}
+		m.conv.Receive(tapID+"3", wire.EncodeTapStart(nil)) // a second start does nothing
+		if n := len(resumed.frames()); n != 3 {
+			t.Errorf("a second start sent again: %d frames", n)
+		}
+		m.conv.Member(m.store, "leave", call)
+	}
+	// Before the buffer: truncated first.
+	small := wire.DefaultLimits
+	small.ReplayEvents = 2
+	m = newMemberHarness(t, small)
+	web, _ = m.ws("acc_W", "web", false, "")
+	req := joinRequest("acc_M", "agent", false, "")
+	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Join: &req}
+	m.conv.Member(m.store, "join", call)
+	call.Join = nil
+	for _, d := range []string{"1", "2", "3", "4"} {
+		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"`+d+`"}`))
+	}
+	tap := &recordingSocket{}
+	m.conv.Tap(m.store, call, tap, TapPrefix+"t")
+	m.conv.Receive(TapPrefix+"t", wire.EncodeTapStart(nil))
+	f := tap.frames()
+	if len(f) != 3 || !strings.HasPrefix(f[0], `{"type":"truncated","after":`) || strings.Join(datas(f[1:]), ",") != "3,4" {
+		t.Errorf("a start before the buffer got %q", f)
+	}
+}
+
+// datas is the data of each token frame of frames.
+func datas(frames []string) []string {
+	var out []string
+	for _, f := range frames {
+		var v struct{ Type, Data string }
+		if json.Unmarshal([]byte(f), &v) == nil && v.Type == wire.TypeToken {
+			out = append(out, v.Data)
+		}
+	}
+	return out
+}
+
+func frameTexts(frames []json.RawMessage) []string {
+	out := make([]string, len(frames))
+	for i, f := range frames {
+		out[i] = string(f)
+	}
+	return out
 }
 
 // TestRestoreTaps: after a wake, a tap goes back to its member, a tap whose

@@ -43,6 +43,8 @@ type MemberHandle struct {
 	Generation int64 `json:"g,omitempty"`
 	// PeerIdentity is the member's, kept for when it rejoins on its own.
 	PeerIdentity json.RawMessage `json:"i,omitempty"`
+	// PushOnly is the member's delivery (DeliveryPush), kept for the same.
+	PushOnly bool `json:"p,omitempty"`
 }
 
 // Session is what an Mcp-Session-Id says: a random nonce naming the session

@@ -62,6 +62,9 @@ type Join struct {
 	Subprotocol string `json:"subprotocol,omitempty"`
 	// PeerIdentity is what the peer says it is (ParsePeerIdentity).
 	PeerIdentity json.RawMessage `json:"peer_identity,omitempty"`
+	// PushOnly, for an MCP member, says it opted into push-only delivery
+	// (DeliveryPush): what its push leg delivered is marked read.
+	PushOnly bool `json:"push_only,omitempty"`
 }
 
 // HeaderPeerIdentity carries a WebSocket client's peer identity, a JSON

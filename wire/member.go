@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 )
 
 // MemberPath is where the Worker reaches a conversation object for the MCP
@@ -14,8 +15,53 @@ const MemberPath = "/member/"
 // push leg (MemberPath + "tap"), which has no body.
 const MemberHeader = "X-AMS-Member"
 
+// A member's push leg (MemberPath + "tap") is a WebSocket from the Worker
+// to the conversation object. The object sends the member's wire frames on
+// it; the Worker sends two control messages back:
+//
+//	{"tap":"start","after":N}  once, when it is ready: the object first sends
+//	                           what the member hears after N (omitted: after
+//	                           its read cursor or what was last delivered to
+//	                           it), then its frames as they happen;
+//	{"tap":"ack","seq":N}      after frames through N were written to the
+//	                           client: they are not offered again, and for a
+//	                           push-only member they are marked read.
+//
+// Frames that left the replay buffer before the start are announced by one
+// TypeTapTruncated frame, {"type":"truncated","after":N}.
+const (
+	TapStart         = "start"
+	TapAck           = "ack"
+	TypeTapTruncated = "truncated"
+)
+
+// EncodeTapStart is the start message of a push leg.
+func EncodeTapStart(after *int64) []byte {
+	b := []byte(`{"tap":"start"`)
+	if after != nil {
+		b = strconv.AppendInt(append(b, `,"after":`...), *after, 10)
+	}
+	return append(b, '}')
+}
+
+// EncodeTapAck is the ack message of a push leg.
+func EncodeTapAck(seq int64) []byte {
+	return append(strconv.AppendInt([]byte(`{"tap":"ack","seq":`), seq, 10), '}')
+}
+
+// Delivery is how an MCP member gets its frames (ams_join's delivery):
+// DeliveryRecv (the default) keeps everything for ams_recv, even what was
+// pushed or rode along, since hosts drop notifications they do not know;
+// DeliveryPush marks read what its push leg delivered.
+const (
+	DeliveryRecv = "recv"
+	DeliveryPush = "push"
+)
+
 // SessionPath is where the Worker reaches an MCP session object; the
-// operation (get, bind, end) follows.
+// operation (get, bind, end, watch) follows. watch is a WebSocket upgrade:
+// the object sends a message on it whenever the session is bound or ended,
+// so a push leg follows the binding at once.
 const SessionPath = "/session/"
 
 // MemberCall is a member operation the Worker forwards after authenticating

@@ -42,11 +42,11 @@ func (c *mcpCall) sessionOp(ctx context.Context, op, handle string) (wire.Sessio
 }
 
 // seal is the handle of the member name of account in rec, owned by reader.
-func (c *mcpCall) seal(rec *ConversationRecord, accountID, name, reader string, identity json.RawMessage) string {
+func (c *mcpCall) seal(rec *ConversationRecord, accountID, name, reader string, identity json.RawMessage, pushOnly bool) string {
 	return c.s.Peppers.SealHandle(wire.MemberHandle{
 		ConversationID: rec.ConversationID, Namespace: rec.Namespace, Alias: rec.Alias,
 		AccountID: accountID, StreamName: name, Reader: reader, Generation: rec.LinkGeneration,
-		PeerIdentity: identity,
+		PeerIdentity: identity, PushOnly: pushOnly,
 	})
 }
 
@@ -62,6 +62,10 @@ type memberInput struct {
 type target struct {
 	call wire.MemberCall
 	bind string
+	// held is the session's handle when the call acts on the member the
+	// session is bound to: a call that rejoins it binds it again, so the
+	// session's push leg taps the member anew (mcp_push.go).
+	held string
 }
 
 func notJoined(message string) error { return fail(wire.ErrNotJoined, message) }
@@ -101,10 +105,12 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 		if !ok {
 			return target{}, notJoined("this session has not joined a conversation: call ams_join, or pass magic_link")
 		}
-		return c.fromHandle(ctx, h, rejoin)
+		t, err := c.fromHandle(ctx, h, rejoin)
+		t.held = st.Handle
+		return t, err
 	}
 	account := c.accountFor(token)
-	name, reader, bind := in.StreamName, "", ""
+	name, reader, bind, held, pushOnly := in.StreamName, "", "", "", false
 	var identity json.RawMessage
 	if c.session != nil {
 		st, err := c.sessionOp(ctx, "get", "")
@@ -113,16 +119,16 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 		}
 		if h, ok := c.s.Peppers.OpenHandle(st.Handle); ok && h.ConversationID == rec.ConversationID &&
 			h.AccountID == account && (name == "" || name == h.StreamName) {
-			name, reader, identity = h.StreamName, h.Reader, h.PeerIdentity
+			name, reader, identity, held, pushOnly = h.StreamName, h.Reader, h.PeerIdentity, st.Handle, h.PushOnly
 		} else {
 			if name == "" {
 				name = c.s.Peppers.AutoStreamName(c.session.Client, c.session.Nonce)
 			}
 			reader = wire.NewReader()
-			bind = c.seal(rec, account, name, reader, nil)
+			bind = c.seal(rec, account, name, reader, nil, false)
 		}
 	}
-	t := target{call: wire.MemberCall{ConversationID: rec.ConversationID, AccountID: account, Reader: reader}, bind: bind}
+	t := target{call: wire.MemberCall{ConversationID: rec.ConversationID, AccountID: account, Reader: reader}, bind: bind, held: held}
 	joinName := name
 	if name != "" {
 		t.call.StreamID = c.s.Peppers.StreamID(rec.ConversationID, account, name)
@@ -130,16 +136,16 @@ func (c *mcpCall) target(ctx context.Context, in memberInput, rejoin bool) (targ
 		joinName = c.s.Peppers.AutoStreamName("", account)
 	}
 	if rejoin {
-		t.call.Rejoin = c.rejoin(rec.ConversationID, account, joinName, rec.LinkGeneration, identity)
+		t.call.Rejoin = c.rejoin(rec.ConversationID, account, joinName, rec.LinkGeneration, identity, pushOnly)
 	}
 	return t, nil
 }
 
-func (c *mcpCall) rejoin(conversationID, account, name string, generation int64, identity json.RawMessage) *wire.Join {
+func (c *mcpCall) rejoin(conversationID, account, name string, generation int64, identity json.RawMessage, pushOnly bool) *wire.Join {
 	return &wire.Join{
 		ConversationID: conversationID, AccountID: account, StreamName: name,
 		StreamID: c.s.Peppers.StreamID(conversationID, account, name),
-		Metadata: wire.EmptyObject, LinkGeneration: generation, PeerIdentity: identity,
+		Metadata: wire.EmptyObject, LinkGeneration: generation, PeerIdentity: identity, PushOnly: pushOnly,
 	}
 }
 
@@ -169,7 +175,7 @@ func (c *mcpCall) fromHandle(ctx context.Context, h wire.MemberHandle, rejoin bo
 		StreamID: c.s.Peppers.StreamID(h.ConversationID, h.AccountID, h.StreamName),
 	}}
 	if rejoin {
-		t.call.Rejoin = c.rejoin(h.ConversationID, h.AccountID, h.StreamName, h.Generation, h.PeerIdentity)
+		t.call.Rejoin = c.rejoin(h.ConversationID, h.AccountID, h.StreamName, h.Generation, h.PeerIdentity, h.PushOnly)
 	}
 	return t, nil
 }
@@ -188,8 +194,12 @@ func (c *mcpCall) run(ctx context.Context, op string, t target) (wire.MemberRepl
 		}
 		return reply, fail(wire.Error{Status: status, Code: reply.Error}, reply.Message)
 	}
-	if t.bind != "" {
-		if _, err := c.sessionOp(ctx, "bind", t.bind); err != nil {
+	bind := t.bind
+	if bind == "" && reply.Rejoined {
+		bind = t.held
+	}
+	if bind != "" {
+		if _, err := c.sessionOp(ctx, "bind", bind); err != nil {
 			return reply, err
 		}
 	}
@@ -203,6 +213,7 @@ type joinInput struct {
 	SelfSubscribe    bool            `json:"self_subscribe"`
 	SubscribeStreams []string        `json:"subscribe_streams"`
 	PeerIdentity     json.RawMessage `json:"peer_identity"`
+	Delivery         string          `json:"delivery"`
 }
 
 func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
@@ -213,6 +224,14 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 	identity, client, ok := wire.ParsePeerIdentity(in.PeerIdentity)
 	if !ok {
 		return nil, fail(wire.ErrInvalidArguments, `peer_identity must be {"kind":"agent"|"human", "model"?: string, "client"?: string}`)
+	}
+	var pushOnly bool
+	switch in.Delivery {
+	case "", wire.DeliveryRecv:
+	case wire.DeliveryPush:
+		pushOnly = true
+	default:
+		return nil, fail(wire.ErrInvalidArguments, `delivery must be "recv" (the default: every frame stays readable with ams_recv) or "push" (what the push leg delivered is marked read)`)
 	}
 	accountID := c.accountFor(token)
 	name, reader := in.StreamName, ""
@@ -239,13 +258,13 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 		return nil, fail(wire.Error{Status: 400, Code: wire.CloseInvalidSubscribeStreams.Reason}, "subscribe_streams must be valid stream names")
 	}
 	streamID := c.s.Peppers.StreamID(rec.ConversationID, accountID, name)
-	handle := c.seal(rec, accountID, name, reader, identity)
+	handle := c.seal(rec, accountID, name, reader, identity, pushOnly)
 	t := target{call: wire.MemberCall{
 		ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID, Reader: reader,
 		Join: &wire.Join{
 			ConversationID: rec.ConversationID, AccountID: accountID, StreamID: streamID, StreamName: name,
 			Metadata: metadata, SelfSubscribe: in.SelfSubscribe, SubscribeStreams: subscribe,
-			LinkGeneration: rec.LinkGeneration, PeerIdentity: identity,
+			LinkGeneration: rec.LinkGeneration, PeerIdentity: identity, PushOnly: pushOnly,
 		},
 	}}
 	if c.session != nil {
@@ -269,6 +288,10 @@ func (c *mcpCall) join(ctx context.Context, in joinInput) (any, error) {
 		"alias":                 rec.Alias,
 		"owner_account_id":      accountID,
 		"conversation_metadata": rec.Metadata,
+		"delivery":              wire.DeliveryRecv,
+	}
+	if pushOnly {
+		out["delivery"] = wire.DeliveryPush
 	}
 	if joined.Get("resumed").Bool() {
 		out["resumed"] = true

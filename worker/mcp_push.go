@@ -2,10 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -14,13 +18,26 @@ import (
 // text/event-stream and an Mcp-Session-Id opens the session's server-to-
 // client SSE stream. It answers ":ok" at once, ":keepalive" every
 // PushKeepalive, and the member's frames as notifications/ams/* the moment
-// the conversation emits them, through a tap: a hibernatable socket of the
-// conversation's object (durable/tap.go), so an idle conversation still
-// hibernates under an open leg. When the member ends (left, expired, taken
-// over, rotated out) the leg says notifications/ams/closed and waits for
-// the session to join again. Pushed frames are not marked read: hosts drop
-// notifications they do not know, so ams_recv still returns every frame.
-// The leg holds no state of its own: it follows the session's binding.
+// the conversation emits them, each with its seq as the SSE id.
+//
+// The leg holds no state of its own: it follows the session's binding. It
+// watches the session's object (a hibernatable socket, wire.SessionPath +
+// "watch"), which says when the session is bound or ended, so a leg opened
+// before ams_join taps the member as soon as it joined; without the watch it
+// rereads the binding every pushBindingPoll. It taps the member through a
+// hibernatable socket of the conversation's object (durable/tap.go), so an
+// idle conversation still hibernates under an open leg, and starts the tap
+// after the last seq its client saw: the request's Last-Event-ID, the last
+// seq this leg wrote when it taps the same member again, or else the
+// member's own position. The object sends what the member heard since, then
+// its frames as they happen. What the leg wrote it acks, so those frames do
+// not ride along again, and a push-only member (ams_join delivery "push")
+// has them marked read; by default nothing pushed is marked read, because
+// hosts drop notifications they do not know, so ams_recv still returns
+// every frame. When the member ends (left, expired, taken over, rotated out)
+// the leg says notifications/ams/closed and waits for the session to join
+// again (a rejoin by self-rehydration binds again too); when the session
+// ends, it says closed with session_ended and ends.
 
 const (
 	// PushKeepalive is the interval of the leg's keepalive comments.
@@ -42,6 +59,8 @@ var (
 // PushLeg is one open push leg.
 type PushLeg struct {
 	c *mcpCall
+	// after is the request's Last-Event-ID, for the first tap.
+	after *int64
 }
 
 // isPushPath reports whether path is /mcp or a magic link's.
@@ -91,7 +110,11 @@ func (s *Service) OpenPush(r *http.Request) (leg *PushLeg, ok bool, err error) {
 		return nil, true, fail(wire.ErrSessionNotFound, "unknown Mcp-Session-Id: initialize a new session")
 	}
 	c.session = &sess
-	return &PushLeg{c: c}, true, nil
+	leg = &PushLeg{c: c}
+	if last, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Last-Event-ID")), 10, 64); err == nil && last >= 0 {
+		leg.after = &last
+	}
+	return leg, true, nil
 }
 
 // member reads the session's binding: the member call of its member and
@@ -112,22 +135,32 @@ func (l *PushLeg) member(ctx context.Context) (call wire.MemberCall, handle stri
 	return t.call, st.Handle, true, nil
 }
 
-// pushTap is an open tap as the push loop reads it.
-type pushTap interface {
-	// Ready is signalled when frames or the close are pending.
+// pushSocket is an open socket of the leg (a tap or the session watch) as
+// the push loop reads it.
+type pushSocket interface {
+	// Ready is signalled when messages or the close are pending.
 	Ready() <-chan struct{}
-	// Take returns the pending frames and, once the tap closed, its close.
+	// Take returns the pending messages and, once the socket closed, its close.
 	Take() ([][]byte, *wire.Close)
-	// Stop closes the tap.
+	// Send sends a control message (wire.EncodeTapStart, wire.EncodeTapAck).
+	Send([]byte)
+	// Stop closes the socket.
 	Stop()
 }
+
+// errTapRefused is a tap the conversation refused: the member is not there.
+var errTapRefused = errors.New("the conversation refused the push leg: the member is not joined")
 
 // pushIO is what the push loop needs of the platform.
 type pushIO interface {
 	// Write sends bytes of the SSE answer; an error means the client left.
 	Write([]byte) error
-	// Tap opens the push leg of the member on its conversation's object.
-	Tap(ctx context.Context, call wire.MemberCall) (pushTap, error)
+	// Tap opens the push leg of the member on its conversation's object
+	// (errTapRefused when the member is not there).
+	Tap(ctx context.Context, call wire.MemberCall) (pushSocket, error)
+	// Watch opens the watch of the session nonce's object: a message means
+	// the session was bound or ended.
+	Watch(ctx context.Context, nonce string) (pushSocket, error)
 	// Timer fires after d; in workerd a JS timer, so the leg resumes in its
 	// own request's context (bridge.Timer).
 	Timer(d time.Duration) (fired <-chan struct{}, stop func())
@@ -140,76 +173,166 @@ func goTimer(d time.Duration) (<-chan struct{}, func()) {
 	return fired, func() { t.Stop() }
 }
 
+// pushLoop is the state of Run.
+type pushLoop struct {
+	leg *PushLeg
+	io  pushIO
+	ctx context.Context
+	// tap is the member's open tap and tapped the handle it taps; lastSeq
+	// is the last seq written from it (zero for none yet).
+	tap     pushSocket
+	tapped  string
+	lastSeq int64
+	// watch is the session's watch, nil when it could not be opened.
+	watch pushSocket
+	// recheck fires when the binding is to be read again (no watch, or a
+	// tap that failed); retry is the backoff of failed taps.
+	recheck     <-chan struct{}
+	stopRecheck func()
+	retry       time.Duration
+}
+
+func (p *pushLoop) after(d time.Duration) {
+	p.stopRecheck()
+	p.recheck, p.stopRecheck = p.io.Timer(d)
+}
+
+// follow reads the binding and taps its member if it is not tapped yet;
+// false means the session ended.
+func (p *pushLoop) follow() bool {
+	p.stopRecheck()
+	p.recheck, p.stopRecheck = nil, func() {}
+	if p.watch == nil {
+		if w, err := p.io.Watch(p.ctx, p.leg.c.session.Nonce); err == nil {
+			p.watch = w
+		}
+	}
+	call, handle, joined, err := p.leg.member(p.ctx)
+	if err != nil {
+		return false
+	}
+	if p.tap != nil && handle != p.tapped {
+		p.tap.Stop()
+		p.tap = nil
+	}
+	if p.tap == nil && joined {
+		var after *int64
+		switch {
+		case handle == p.tapped && p.lastSeq > 0:
+			after = &p.lastSeq
+		case p.leg.after != nil:
+			after = p.leg.after
+		}
+		tap, err := p.io.Tap(p.ctx, call)
+		switch {
+		case err == nil:
+			tap.Send(wire.EncodeTapStart(after))
+			if handle != p.tapped {
+				p.lastSeq = 0
+			}
+			p.tap, p.tapped, p.retry, p.leg.after = tap, handle, pushBindingPoll, nil
+		case errors.Is(err, errTapRefused) && p.watch != nil:
+			// Not there: the session binds again when it (re)joins.
+		default:
+			p.after(p.retry)
+			p.retry = min(p.retry*2, pushRetryMax)
+		}
+	}
+	if p.watch == nil && p.recheck == nil {
+		p.after(pushBindingPoll)
+	}
+	return true
+}
+
+// frames renders the tap's frames as SSE events and returns the last seq.
+func frameEvents(frames [][]byte) (out []byte, last int64) {
+	for _, f := range frames {
+		seq := gjson.GetBytes(f, "seq").Int()
+		if seq > 0 {
+			out = strconv.AppendInt(append(out, "id: "...), seq, 10)
+			out = append(out, '\n')
+			last = seq
+		}
+		out = append(out, sseEvent(pushNotification(f))...)
+	}
+	return out, last
+}
+
 // Run serves the leg until the client leaves or the session ends.
 func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 	if io.Write(sseOpen) != nil {
 		return
 	}
 	keep, stopKeep := io.Timer(keepalive)
-	var tap pushTap
-	var poll <-chan struct{}
-	stopPoll := func() {}
+	p := &pushLoop{leg: l, io: io, ctx: ctx, stopRecheck: func() {}, retry: pushBindingPoll}
 	defer func() {
 		stopKeep()
-		stopPoll()
-		if tap != nil {
-			tap.Stop()
+		p.stopRecheck()
+		if p.tap != nil {
+			p.tap.Stop()
+		}
+		if p.watch != nil {
+			p.watch.Stop()
 		}
 	}()
-	tapped, retry, next := "", pushBindingPoll, time.Time{}
+	ended := func() {
+		_ = io.Write(sseEvent(closedNotification("session_ended", 0)))
+	}
+	if !p.follow() {
+		ended()
+		return
+	}
 	for {
-		if tap == nil {
-			call, handle, joined, err := l.member(ctx)
-			if err != nil {
-				_ = io.Write(sseEvent(closedNotification("session_ended", 0)))
-				return
-			}
-			if handle != tapped {
-				retry, next = pushBindingPoll, time.Time{}
-			}
-			if joined && !time.Now().Before(next) {
-				if tap, err = io.Tap(ctx, call); err != nil {
-					tap = nil
-				}
-				if tap == nil {
-					next = time.Now().Add(retry)
-					retry = min(retry*2, pushRetryMax)
-				} else {
-					tapped, retry = handle, pushBindingPoll
-				}
-			}
+		var tapReady, watchReady <-chan struct{}
+		if p.tap != nil {
+			tapReady = p.tap.Ready()
 		}
-		var ready <-chan struct{}
-		if tap != nil {
-			ready = tap.Ready()
-		} else if poll == nil {
-			poll, stopPoll = io.Timer(pushBindingPoll)
+		if p.watch != nil {
+			watchReady = p.watch.Ready()
 		}
 		var out []byte
+		var last int64
+		check := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-keep:
 			keep, stopKeep = io.Timer(keepalive)
 			out = sseKeepalive
-		case <-poll:
-			poll = nil
-			continue
-		case <-ready:
-			frames, closed := tap.Take()
-			for _, f := range frames {
-				out = append(out, sseEvent(pushNotification(f))...)
+		case <-p.recheck:
+			check = true
+		case <-watchReady:
+			if _, closed := p.watch.Take(); closed != nil {
+				p.watch.Stop()
+				p.watch = nil // reopened by the next follow
 			}
+			check = true
+		case <-tapReady:
+			frames, closed := p.tap.Take()
+			out, last = frameEvents(frames)
 			if closed != nil {
-				tap.Stop()
-				tap = nil
-				next = time.Now().Add(retry)
+				p.tap.Stop()
+				p.tap = nil
 				if closed.Code >= 4000 {
 					out = append(out, sseEvent(closedNotification(closed.Reason, closed.Code))...)
+				} else {
+					check = true // the object went away, not the member
 				}
 			}
 		}
-		if len(out) > 0 && io.Write(out) != nil {
+		if len(out) > 0 {
+			if io.Write(out) != nil {
+				return
+			}
+			if last > 0 {
+				p.lastSeq = last
+				if p.tap != nil {
+					p.tap.Send(wire.EncodeTapAck(last))
+				}
+			}
+		}
+		if check && !p.follow() {
+			ended()
 			return
 		}
 	}
@@ -231,18 +354,19 @@ func closedNotification(reason string, code int) []byte {
 	return wire.MarshalVerbatim(rpcNotification("notifications/ams/closed", map[string]any{"reason": reason, "code": code}))
 }
 
-// tapQueue is a tap's frames as the platform's callbacks deliver them:
+// tapQueue is a socket's messages (a tap's frames, a watch's signals) as the platform's callbacks deliver them:
 // they never block, so they are queued for the loop, up to pushQueueFrames.
 type tapQueue struct {
 	mu     sync.Mutex
 	frames [][]byte
 	closed *wire.Close
 	ready  chan struct{}
+	send   func([]byte)
 	stop   func()
 }
 
-func newTapQueue(stop func()) *tapQueue {
-	return &tapQueue{ready: make(chan struct{}, 1), stop: stop}
+func newTapQueue(send func([]byte), stop func()) *tapQueue {
+	return &tapQueue{ready: make(chan struct{}, 1), send: send, stop: stop}
 }
 
 func (q *tapQueue) signal() {
@@ -285,6 +409,8 @@ func (q *tapQueue) Take() ([][]byte, *wire.Close) {
 	q.frames = nil
 	return frames, q.closed
 }
+
+func (q *tapQueue) Send(msg []byte) { q.send(msg) }
 
 func (q *tapQueue) Stop() { q.stop() }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -52,27 +51,47 @@ func (p jsPush) Write(b []byte) error {
 	return err
 }
 
-// Tap opens a WebSocket to the member's conversation object; its messages
-// and close are queued for the loop by callbacks that never block.
-func (p jsPush) Tap(_ context.Context, call wire.MemberCall) (pushTap, error) {
+// Tap opens a WebSocket to the member's conversation object.
+func (p jsPush) Tap(_ context.Context, call wire.MemberCall) (pushSocket, error) {
 	raw := wire.MarshalVerbatim(call)
 	ns := p.env.Get(ConversationBinding)
 	stub := ns.Call("get", ns.Call("idFromName", call.ConversationID))
-	init := js.Global().Get("Object").New()
-	init.Set("headers", bridge.JSHeaders(http.Header{"Upgrade": {"websocket"}, wire.MemberHeader: {string(raw)}}))
-	res, err := bridge.Await(stub.Call("fetch", internalOrigin+wire.MemberPath+"tap", init))
+	q, err := openSocket(stub, wire.MemberPath+"tap", http.Header{wire.MemberHeader: {string(raw)}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ams: push leg of %s: %v\n", call.ConversationID, err)
+	}
+	return q, err
+}
+
+// Watch opens a WebSocket to the session's object (wire.SessionPath).
+func (p jsPush) Watch(_ context.Context, nonce string) (pushSocket, error) {
+	ns := p.env.Get(SessionBinding)
+	stub := ns.Call("get", ns.Call("idFromName", "session:"+nonce))
+	return openSocket(stub, wire.SessionPath+"watch", nil)
+}
+
+// openSocket opens a WebSocket to an object; its messages and close are
+// queued for the push loop by callbacks that never block.
+func openSocket(stub js.Value, path string, header http.Header) (*tapQueue, error) {
+	h := http.Header{"Upgrade": {"websocket"}}
+	for k, v := range header {
+		h[k] = v
+	}
+	init := js.Global().Get("Object").New()
+	init.Set("headers", bridge.JSHeaders(h))
+	res, err := bridge.Await(stub.Call("fetch", internalOrigin+path, init))
+	if err != nil {
 		return nil, err
 	}
 	ws := res.Get("webSocket")
 	if ws.IsNull() || ws.IsUndefined() {
-		return nil, errors.New("the conversation refused the push leg")
+		return nil, errTapRefused
 	}
 	var onMessage, onClose js.Func
-	q := newTapQueue(func() {
-		defer func() { _ = recover() }()
-		ws.Call("close", 1000)
+	q := newTapQueue(func(msg []byte) {
+		_ = bridge.Try(func() { ws.Call("send", string(msg)) })
+	}, func() {
+		_ = bridge.Try(func() { ws.Call("close", 1000) })
 	})
 	onMessage = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if data := args[0].Get("data"); data.Type() == js.TypeString {

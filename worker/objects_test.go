@@ -160,6 +160,8 @@ type fakeObjects struct {
 	sessions  map[string]*memSession
 	calls     []memberCall
 	rotations []int64
+	watchers  map[string][]*tapQueue
+	taps      int
 }
 
 func newFakeObjects(t *testing.T, limits wire.Limits) *fakeObjects {
@@ -239,7 +241,57 @@ func (o *fakeObjects) Session(_ context.Context, nonce, op string, in wire.Sessi
 	if !ok {
 		return out, fmt.Errorf("no session operation %s", op)
 	}
+	if op != "get" { // as notifyWatchers in session_js.go
+		for _, q := range o.watchers[nonce] {
+			q.Frame([]byte(op))
+		}
+	}
 	return out, nil
+}
+
+// Watch opens a watch of the session nonce, as session_js.go accepts one.
+func (o *fakeObjects) Watch(nonce string) *tapQueue {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := newTapQueue(func([]byte) {}, func() {})
+	if o.watchers == nil {
+		o.watchers = map[string][]*tapQueue{}
+	}
+	o.watchers[nonce] = append(o.watchers[nonce], q)
+	return q
+}
+
+// tapSocket is a tap as the conversation drives it: what it sends goes to
+// the Worker's queue.
+type tapSocket struct{ q *tapQueue }
+
+func (s tapSocket) Send(out *durable.Outbound) { s.q.Frame(slices.Clone(out.Text)) }
+func (s tapSocket) Close(c wire.Close)         { s.q.Closed(c) }
+func (s tapSocket) Save(durable.Attachment)    {}
+
+// Tap opens a member's push leg on its conversation, as members_js.go
+// does; messages the Worker sends on it reach the conversation's Receive.
+func (o *fakeObjects) Tap(call wire.MemberCall) (*tapQueue, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.get(call.ConversationID)
+	o.taps++
+	tapID := fmt.Sprintf("%s%06d", durable.TapPrefix, o.taps)
+	var q *tapQueue
+	q = newTapQueue(func(msg []byte) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		c.conv.Receive(tapID, msg)
+	}, func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		c.conv.Untap(tapID)
+		q.Closed(wire.Close{Code: 1000})
+	})
+	if _, refusal := c.conv.Tap(c.members, call, tapSocket{q}, tapID); refusal != nil {
+		return nil, errTapRefused
+	}
+	return q, nil
 }
 
 // member runs the operation through the conversation, as members_js.go does.
