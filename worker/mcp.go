@@ -184,7 +184,7 @@ var mcpTools = []tool{
 			"stream_metadata":   prop("object", "Optional metadata describing you to peers."),
 			"self_subscribe":    prop("boolean", "Also read your own frames (default false)."),
 			"subscribe_streams": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "Only read frames of these stream names."},
-			"delivery": map[string]any{"type": "string", "enum": []string{wire.DeliveryRecv, wire.DeliveryPush}, "description": "recv (default): every frame stays readable with ams_recv, even when it was also pushed to your client. push: only for clients that act on pushed notifications/ams/* themselves; what was pushed to you is marked read."},
+			"delivery":          map[string]any{"type": "string", "enum": []string{wire.DeliveryRecv, wire.DeliveryPush}, "description": "recv (default): every frame stays readable with ams_recv, even when it was also pushed to your client. push: only for clients that act on pushed notifications/ams/* themselves; what was pushed to you is marked read."},
 		}),
 		run: typed((*mcpCall).join),
 	},
