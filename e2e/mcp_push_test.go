@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -73,16 +74,21 @@ func (s *rawSession) tool(name string, args map[string]any) map[string]any {
 // sseEvent is one item of an SSE stream: a comment or a message's data.
 type sseEvent struct {
 	comment string
+	id      string
 	data    map[string]any
 	at      time.Time
 }
 
-// openLeg opens the session's push leg and streams what it reads.
-func (s *rawSession) openLeg() (<-chan sseEvent, func()) {
+// openLeg opens the session's push leg and streams what it reads;
+// lastEventID, if given, is sent as Last-Event-ID.
+func (s *rawSession) openLeg(lastEventID ...string) (<-chan sseEvent, func()) {
 	s.t.Helper()
 	req, _ := http.NewRequest("GET", s.endpoint, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Mcp-Session-Id", s.id)
+	if len(lastEventID) > 0 {
+		req.Header.Set("Last-Event-ID", lastEventID[0])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -95,6 +101,7 @@ func (s *rawSession) openLeg() (<-chan sseEvent, func()) {
 	go func() {
 		defer close(events)
 		r := bufio.NewReader(res.Body)
+		id := ""
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
@@ -104,10 +111,13 @@ func (s *rawSession) openLeg() (<-chan sseEvent, func()) {
 			switch {
 			case strings.HasPrefix(line, ":"):
 				events <- sseEvent{comment: line, at: time.Now()}
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
 			case strings.HasPrefix(line, "data: "):
 				var m map[string]any
 				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &m)
-				events <- sseEvent{data: m, at: time.Now()}
+				events <- sseEvent{id: id, data: m, at: time.Now()}
+				id = ""
 			}
 		}
 	}()
@@ -150,27 +160,21 @@ func TestMCPPushLeg(t *testing.T) {
 	}
 	joined := s.tool("ams_join", map[string]any{"stream_name": "pushed"})
 	ws, _ := join(t, conv.MagicLink, client.DialOptions{Credential: acc.Credential, StreamName: "talker"})
-	// The leg follows the session's binding, which it rereads every 2 s: a
-	// frame emitted before it tapped the member is not pushed (ams_recv has
-	// it). Warm up until a push arrives.
-	warm := 0
-	for pushed := false; !pushed; {
-		warm++
-		if err := ws.SendToken(testContext(t, 5*time.Second), "warm-up"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case e := <-events:
-			pushed = e.data != nil && e.data["method"] == "notifications/ams/token"
-		case <-time.After(500 * time.Millisecond):
-		}
-		if warm > 40 {
-			t.Fatal("the push leg never delivered")
+	// The leg follows the session's binding at once: the first frame after
+	// the join is pushed, whenever the leg taps the member.
+	if err := ws.SendToken(testContext(t, 5*time.Second), "right after the join"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e := nextMessage(t, events, 10*time.Second)
+		if params, _ := e.data["params"].(map[string]any); e.data["method"] == "notifications/ams/token" {
+			if params["data"] != "right after the join" {
+				t.Fatalf("first push %v", e.data)
+			}
+			break
 		}
 	}
-	for len(events) > 0 {
-		<-events
-	}
+	const warm = 1
 	var latencies []time.Duration
 	for i := 0; i < 20; i++ {
 		sent := time.Now()
@@ -179,7 +183,8 @@ func TestMCPPushLeg(t *testing.T) {
 		}
 		e := nextMessage(t, events, 10*time.Second)
 		params, _ := e.data["params"].(map[string]any)
-		if e.data["method"] != "notifications/ams/token" || params["data"] != "pushed "+string(rune('a'+i)) || e.data["jsonrpc"] != "2.0" {
+		if e.data["method"] != "notifications/ams/token" || params["data"] != "pushed "+string(rune('a'+i)) || e.data["jsonrpc"] != "2.0" ||
+			e.id == "" || e.id != fmt.Sprint(params["seq"]) {
 			t.Fatalf("push %d: %v", i, e.data)
 		}
 		latencies = append(latencies, e.at.Sub(sent))
@@ -229,6 +234,89 @@ func TestMCPPushLeg(t *testing.T) {
 				t.Fatalf("closed %v", e.data)
 			}
 			break
+		}
+	}
+}
+
+// tokenNote waits for the next notifications/ams/token of the leg and
+// returns its data and SSE id.
+func tokenNote(t *testing.T, events <-chan sseEvent) (string, string) {
+	t.Helper()
+	for {
+		e := nextMessage(t, events, 10*time.Second)
+		if e.data["method"] == "notifications/ams/token" {
+			params, _ := e.data["params"].(map[string]any)
+			data, _ := params["data"].(string)
+			return data, e.id
+		}
+	}
+}
+
+// TestMCPPushOnlyAndResume (11.4): with delivery "push", what the leg
+// delivered is read and what no leg delivered stays for ams_recv; a leg
+// reopened with Last-Event-ID gets exactly what came after it; DELETE of
+// the session ends its leg with notifications/ams/closed session_ended.
+func TestMCPPushOnlyAndResume(t *testing.T) {
+	acc := newAccount(t)
+	conv := mint(t, acc, client.NewConversation{})
+	ws, _ := join(t, conv.MagicLink, client.DialOptions{Credential: acc.Credential, StreamName: "talker"})
+	send := func(data string) {
+		t.Helper()
+		if err := ws.SendToken(testContext(t, 5*time.Second), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newRawSession(t, conv.MagicLink, "pusher")
+	if out := s.tool("ams_join", map[string]any{"stream_name": "pusher", "delivery": "push"}); out["delivery"] != "push" {
+		t.Fatalf("join %v", out)
+	}
+	events, stop := s.openLeg()
+	send("one")
+	send("two")
+	if d, _ := tokenNote(t, events); d != "one" {
+		t.Fatalf("first push %q", d)
+	}
+	d, lastID := tokenNote(t, events)
+	if d != "two" || lastID == "" {
+		t.Fatalf("second push %q id %q", d, lastID)
+	}
+	// Acked, so read: ams_recv has nothing (the ack trails the write).
+	deadline := time.Now().Add(5 * time.Second)
+	for len(framesOf(t, s.tool("ams_recv", map[string]any{"gather_ms": 0}))) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("pushed frames of a push-only member were not marked read")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	send("while away 1")
+	send("while away 2")
+	// The client saw "two": a leg resumed after it gets the two it missed.
+	events, stop = s.openLeg(lastID)
+	defer stop()
+	for _, want := range []string{"while away 1", "while away 2"} {
+		if d, _ := tokenNote(t, events); d != want {
+			t.Fatalf("resumed leg pushed %q, want %q", d, want)
+		}
+	}
+	send("live")
+	if d, _ := tokenNote(t, events); d != "live" {
+		t.Fatalf("live %q", d)
+	}
+	// DELETE ends the session, and the leg says so.
+	req, _ := http.NewRequest("DELETE", conv.MagicLink, nil)
+	req.Header.Set("Mcp-Session-Id", s.id)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for {
+		e := nextMessage(t, events, 10*time.Second)
+		if e.data["method"] == "notifications/ams/closed" {
+			if params, _ := e.data["params"].(map[string]any); params["reason"] == "session_ended" {
+				break
+			}
 		}
 	}
 }
