@@ -443,6 +443,7 @@ func (c *Conversation) Member(store MemberStore, op string, call wire.MemberCall
 	case "metadata":
 		reply.Seq = c.apply(p, wire.ClientFrame{Type: wire.TypeSetMetadata, Metadata: call.Metadata})
 	case "recv":
+		reply.Delivered = m.record.Ridden
 		r := c.read(p, m, call.Cursor)
 		reply.Cursor, reply.Truncated = r.Cursor, r.Truncated
 		for _, f := range r.Frames {
@@ -458,10 +459,11 @@ func (c *Conversation) Member(store MemberStore, op string, call wire.MemberCall
 }
 
 // rideAlong returns what the member has not read and has not been offered
-// along yet, up to wire.RideAlongFrames, without marking it read.
+// along yet, up to wire.RideAlongFrames, without marking it read. A member
+// whose push leg is live has nothing to carry along: the leg got all of it.
 func (c *Conversation) rideAlong(p *Peer, m *memberSocket) []json.RawMessage {
 	from := max(m.record.Cursor, m.record.Ridden)
-	if from >= c.seq || !c.buffer.Enabled() {
+	if from >= c.seq || !c.buffer.Enabled() || m.tapLive {
 		return nil
 	}
 	var frames []json.RawMessage

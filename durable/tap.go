@@ -117,7 +117,7 @@ func (c *Conversation) Tap(store MemberStore, call wire.MemberCall, socket Socke
 func (c *Conversation) Untap(tapID string) {
 	for _, p := range c.peers {
 		if m, ok := p.Socket.(*memberSocket); ok && m.tapID == tapID {
-			m.tap, m.tapID = nil, ""
+			m.tap, m.tapID, m.tapLive = nil, "", false
 		}
 	}
 }

@@ -105,7 +105,13 @@ func TestTapStart(t *testing.T) {
 		if strings.Join(got, ",") != "a,b,c" {
 			t.Fatalf("pushOnly %v: the leg got %v", pushOnly, got)
 		}
-		lastSeq := m.conv.Seq()
+		// With the tap live nothing rides along, acked or not: the leg has it.
+		ride := call
+		ride.Data, ride.RideAlong = json.RawMessage(`"x"`), true
+		if r := m.conv.Member(m.store, "send", ride); r.Error != "" || len(r.Frames) != 0 {
+			t.Errorf("pushOnly %v: rode along with a live tap: %+v", pushOnly, r)
+		}
+		lastSeq := m.conv.Seq() - 1 // before the member's own x
 		m.conv.Receive(tapID, wire.EncodeTapAck(lastSeq-1)) // a and b written
 		r := m.conv.Member(m.store, "recv", call)
 		want := "a,b,c"

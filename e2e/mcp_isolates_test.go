@@ -3,11 +3,18 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,6 +83,31 @@ func TestMCPSessionAcrossIsolates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer agent.Close()
+	// The TypeScript SDK client's session starts in the first process too.
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, []byte(first.URL), 0o644)
+	ts := exec.Command("node", filepath.Join(repoRoot, "e2e/ts/isolates.mjs"))
+	ts.Dir = repoRoot
+	ts.Env = append(os.Environ(), "AMS_LINK="+link, "AMS_TARGET_FILE="+target)
+	tsIn, _ := ts.StdinPipe()
+	tsOut, _ := ts.StdoutPipe()
+	var tsErr bytes.Buffer
+	ts.Stderr = &tsErr
+	if err := ts.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Process.Kill()
+	tsLines := bufio.NewScanner(tsOut)
+	phase := func(n int) map[string]any {
+		t.Helper()
+		var out map[string]any
+		if !tsLines.Scan() || json.Unmarshal(tsLines.Bytes(), &out) != nil || out["phase"] != float64(n) {
+			t.Fatalf("isolates.mjs phase %d: %q\n%s", n, tsLines.Text(), tsErr.String())
+		}
+		return out
+	}
+	tsName := phase(1)["name"].(string)
+
 	joined := tool(t, agent, "ams_join", map[string]any{"peer_identity": map[string]any{"kind": "agent", "model": "iso"}})
 	name := joined["stream_name"].(string)
 	if sent := tool(t, agent, "ams_send", map[string]any{"data": "from the first isolate"}); sent["ok"] != true {
@@ -91,10 +123,12 @@ func TestMCPSessionAcrossIsolates(t *testing.T) {
 	defer second.Stop()
 	u, _ = url.Parse(second.URL)
 	current.Store(u)
+	os.WriteFile(target, []byte(second.URL), 0o644)
 	parsed, _ := client.ParseMagicLink(link)
 	ws, hello := join(t, second.URL+"/"+parsed.Namespace+"/conversations/"+parsed.Alias+"?t="+parsed.Token,
 		client.DialOptions{Credential: credential, StreamName: "watcher"})
-	if !slices.ContainsFunc(hello.Peers, func(p client.Stream) bool { return p.StreamName == name }) {
+	if !slices.ContainsFunc(hello.Peers, func(p client.Stream) bool { return p.StreamName == name }) ||
+		!slices.ContainsFunc(hello.Peers, func(p client.Stream) bool { return p.StreamName == tsName }) {
 		t.Fatalf("the member is not among the peers after the restart: %s", hello.Raw)
 	}
 	sent := tool(t, agent, "ams_send", map[string]any{"data": "from the second isolate"})
@@ -103,6 +137,10 @@ func TestMCPSessionAcrossIsolates(t *testing.T) {
 	}
 	if tok := next(t, ws, wire.TypeToken); *tok.Data != "from the second isolate" || tok.StreamName != name {
 		t.Fatalf("the peer got %s", tok.Raw)
+	}
+	fmt.Fprintln(tsIn, "go")
+	if tok := next(t, ws, wire.TypeToken); *tok.Data != "ts from the second isolate" || tok.StreamName != tsName {
+		t.Fatalf("the peer got %s from the TypeScript session", tok.Raw)
 	}
 	if err := ws.SendToken(testContext(t, 5*time.Second), "to the agent"); err != nil {
 		t.Fatal(err)
@@ -114,7 +152,20 @@ func TestMCPSessionAcrossIsolates(t *testing.T) {
 			got = append(got, f["data"].(string))
 		}
 	}
-	if len(got) != 1 || got[0] != "to the agent" {
+	if strings.Join(got, "|") != "ts from the second isolate|to the agent" {
 		t.Fatalf("ams_recv in the second isolate: %v", frames)
 	}
+	// The TypeScript session read it too (it also hears the Go agent's
+	// "from the second isolate"), and did not have to join again.
+	out := phase(2)
+	var tsGot []string
+	for _, f := range out["frames"].([]any) {
+		if f := f.(map[string]any); f["method"] == "notifications/ams/token" {
+			tsGot = append(tsGot, f["params"].(map[string]any)["data"].(string))
+		}
+	}
+	if out["rejoined"] != false || !slices.Contains(tsGot, "to the agent") || !slices.Contains(tsGot, "from the second isolate") {
+		t.Fatalf("the TypeScript session in the second isolate: %v", out)
+	}
+	t.Logf("TypeScript SDK's own GET leg, reconnected to the second process, pushed %v", out["pushed"])
 }

@@ -128,6 +128,10 @@ type MemberReply struct {
 	Frames    []json.RawMessage `json:"frames,omitempty"`
 	Cursor    int64             `json:"cursor,omitempty"`
 	Truncated bool              `json:"truncated,omitempty"`
+	// Delivered, on recv, is the seq through which the member's frames were
+	// already delivered as notifications (pushed on its leg, or ridden
+	// along): the wrapper does not notify them again.
+	Delivered int64 `json:"delivered,omitempty"`
 }
 
 // MaxMemberWait bounds an MCP long-poll (ams_recv wait_ms).

@@ -32,6 +32,9 @@ type mcpCall struct {
 	sessionEnded bool
 	// rideAlong are frames that ride along on the call's SSE answer.
 	rideAlong []json.RawMessage
+	// delivered is the seq through which an ams_recv's frames were already
+	// delivered as notifications (wire.MemberReply.Delivered).
+	delivered int64
 }
 
 // serveMCP is POST /mcp and POST {magic link}. An invalid bearer is refused

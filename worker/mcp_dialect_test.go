@@ -535,9 +535,19 @@ func TestMCPRideAlong(t *testing.T) {
 	if again := send(); len(again) != 0 {
 		t.Errorf("frames rode along twice: %q", again)
 	}
-	frames := recvFrames(t, s.ok("ams_recv", map[string]any{"gather_ms": 0}))
-	if len(frames) != 2 || frames[0]["data"] != "one" || frames[1]["data"] != "two" {
-		t.Errorf("ams_recv after ride-along: %v", frames)
+	// A frame is notified once: the read returns all three, but notifies
+	// only the one that did not ride along.
+	peer.token("three")
+	w := postMCP(t, f.s, f.linkURL(), "", rpcBody(1, "tools/call", map[string]any{"name": "ams_recv", "arguments": map[string]any{"gather_ms": 0}}),
+		map[string]string{"Mcp-Session-Id": s.id})
+	blocks := strings.Split(strings.TrimSpace(w.Body.String()), "\n\n")
+	if len(blocks) != 2 || !strings.Contains(blocks[0], `"method":"notifications/ams/token"`) || !strings.Contains(blocks[0], `"data":"three"`) {
+		t.Fatalf("ams_recv notified %q", blocks)
+	}
+	for _, data := range []string{`\"data\":\"one\"`, `\"data\":\"two\"`, `\"data\":\"three\"`} {
+		if !strings.Contains(blocks[1], data) {
+			t.Errorf("ams_recv after ride-along lacks %s: %s", data, blocks[1])
+		}
 	}
 }
 

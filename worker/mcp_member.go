@@ -378,6 +378,7 @@ func (c *mcpCall) recv(ctx context.Context, in recvInput) (any, error) {
 	for _, f := range frames {
 		out = append(out, notificationOf(f))
 	}
+	c.delivered = reply.Delivered
 	return withRejoined(map[string]any{
 		"ok": true, "frames": out, "truncated": reply.Truncated, "cursor": reply.Cursor, "stream_name": reply.StreamName,
 	}, reply), nil

@@ -134,7 +134,13 @@ func TestPushLegRun(t *testing.T) {
 		t.Errorf("pushed %q", got)
 	}
 	io.next(t, ":keepalive")
-	// Nothing pushed is marked read, and what was pushed does not ride along.
+	// With the leg live, nothing rides along on a tool answer: the leg had it.
+	w := postMCP(t, f.s, f.linkURL(), "", rpcBody(1, "tools/call", map[string]any{"name": "ams_set_metadata", "arguments": map[string]any{"metadata": map[string]any{}}}),
+		map[string]string{"Mcp-Session-Id": s.id})
+	if strings.Contains(w.Body.String(), "notifications/ams/") {
+		t.Errorf("a frame the leg pushed rode along: %s", w.Body.String())
+	}
+	// Nothing pushed is marked read.
 	if frames := recvFrames(t, s.ok("ams_recv", map[string]any{"gather_ms": 0})); len(frames) != 1 || frames[0]["data"] != "<b>&amp;" {
 		t.Errorf("ams_recv after the push: %v", frames)
 	}

@@ -125,8 +125,9 @@ func (c *mcpCall) serveRPC(w http.ResponseWriter) {
 // the PROTOCOL §6 notifications, as JSON-RPC notifications for a client
 // that accepts an event stream. They precede the call's result on the same
 // stream (and stay in the result: hosts drop notifications they do not
-// know, so nothing is marked read that only a notification carried); nil
-// otherwise.
+// know, so nothing is marked read that only a notification carried), but a
+// frame is notified once: an ams_recv does not notify again what the push
+// leg or a ride-along delivered. nil otherwise.
 func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
 	if !c.acceptsEvents() || reply.Error != nil || gjson.GetBytes(request, "method").Str != "tools/call" {
 		return nil
@@ -148,6 +149,9 @@ func (c *mcpCall) notifications(request []byte, reply rpcReply) []any {
 	}
 	notes := []any{}
 	for _, frame := range gjson.GetBytes(structured, "frames").Array() {
+		if seq := frame.Get("params.seq").Int(); seq > 0 && seq <= c.delivered {
+			continue // pushed on the leg or ridden along already
+		}
 		notes = append(notes, rpcNotification(frame.Get("method").Str, json.RawMessage(frame.Get("params").Raw)))
 	}
 	return notes
