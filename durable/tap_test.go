@@ -111,7 +111,7 @@ func TestTapStart(t *testing.T) {
 		if r := m.conv.Member(m.store, "send", ride); r.Error != "" || len(r.Frames) != 0 {
 			t.Errorf("pushOnly %v: rode along with a live tap: %+v", pushOnly, r)
 		}
-		lastSeq := m.conv.Seq() - 1 // before the member's own x
+		lastSeq := m.conv.Seq() - 1                         // before the member's own x
 		m.conv.Receive(tapID, wire.EncodeTapAck(lastSeq-1)) // a and b written
 		r := m.conv.Member(m.store, "recv", call)
 		want := "a,b,c"

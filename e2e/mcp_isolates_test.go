@@ -167,5 +167,14 @@ func TestMCPSessionAcrossIsolates(t *testing.T) {
 	if out["rejoined"] != false || !slices.Contains(tsGot, "to the agent") || !slices.Contains(tsGot, "from the second isolate") {
 		t.Fatalf("the TypeScript session in the second isolate: %v", out)
 	}
-	t.Logf("TypeScript SDK's own GET leg, reconnected to the second process, pushed %v", out["pushed"])
+	// Every frame reaches the SDK's notification handler at most once, over
+	// the GET leg, ride-alongs and ams_recv's event stream together.
+	seen := map[string]bool{}
+	for _, d := range out["pushed"].([]any) {
+		if seen[d.(string)] {
+			t.Errorf("the TypeScript session was notified of %q twice: %v", d, out["pushed"])
+		}
+		seen[d.(string)] = true
+	}
+	t.Logf("TypeScript SDK's own GET leg, reconnected to the second process, and its answers notified %v", out["pushed"])
 }

@@ -30,6 +30,8 @@ async function call(client, name, args) {
 }
 
 const client = new Client({ name: "TS Isolated", version: "1.0.0" });
+// Every token notification, however it came (GET leg, ride-along, an
+// ams_recv answered as an event stream): the test checks none came twice.
 const pushed = [];
 client.fallbackNotificationHandler = async (n) => {
   if (n.method === "notifications/ams/token") pushed.push(n.params.data);
