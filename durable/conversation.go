@@ -46,8 +46,11 @@
 // from the event log, so nothing is lost between two calls; a reader that
 // left or was taken over leaves a tombstone for the idle period, so its own
 // calls do not rejoin. A member's push leg (tap.go) is a hibernatable socket
-// whose attachment names the member (TapOf): it gets the member's fan-out,
-// is no stream, and goes back to its member on wake. Long-polls wait in
+// whose attachment names the member (TapOf): once the Worker starts it
+// (from the seq its client last saw; the object first sends what the member
+// heard since, from the log) it gets the member's fan-out; the Worker acks
+// what it wrote, which a push-only member counts as read. A tap is no
+// stream, and goes back to its member on wake. Long-polls wait in
 // Waiters and Poll (poll.go), and a timed-out one leaves no waiter behind.
 //
 // Socket messages reach Go through a //go:wasmexport function with the text

@@ -11,6 +11,9 @@ import "github.com/ams-dev/ams/wire"
 // authenticated (wire.Peppers.OpenSessionID), so a made-up id creates none.
 // A session's storage is dropped wire.MCPSessionRetention after it was last
 // bound or ended (an alarm), so abandoned sessions do not accumulate.
+// Push legs watch the object through hibernatable sockets (SessionPath +
+// "watch"): on every bind and end it sends each of them a message, so a leg
+// follows its session's binding at once without polling.
 
 // SessionState is what a session object stores.
 type SessionState = wire.SessionState
