@@ -42,7 +42,8 @@ import (
 const (
 	// PushKeepalive is the interval of the leg's keepalive comments.
 	PushKeepalive = 15 * time.Second
-	// pushBindingPoll is how often a leg without a tap rereads the binding.
+	// pushBindingPoll is how often a leg without a watch rereads the binding,
+	// and the first backoff of a tap that failed.
 	pushBindingPoll = 2 * time.Second
 	// pushRetryMax bounds the wait before tapping the same member again.
 	pushRetryMax = time.Minute
