@@ -321,6 +321,59 @@ func TestMCPPushOnlyAndResume(t *testing.T) {
 	}
 }
 
+// TestMCPRideAlong (11.4): without a leg, a tool call answered with an event
+// stream carries the member's undelivered frames as notifications before
+// its result, once; ams_recv still returns them, and its own event stream
+// does not notify them again.
+func TestMCPRideAlong(t *testing.T) {
+	acc := newAccount(t)
+	conv := mint(t, acc, client.NewConversation{})
+	s := newRawSession(t, conv.MagicLink, "rider")
+	s.tool("ams_join", map[string]any{"stream_name": "rider"})
+	ws, _ := join(t, conv.MagicLink, client.DialOptions{Credential: acc.Credential, StreamName: "talker"})
+	for _, d := range []string{"one", "two"} {
+		if err := ws.SendToken(testContext(t, 5*time.Second), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let both reach the object
+	call := func(name string, args map[string]any) []string {
+		t.Helper()
+		raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{"name": name, "arguments": args}})
+		req, _ := http.NewRequest("POST", s.endpoint, strings.NewReader(string(raw)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", s.id)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("%s answered %s: %s", name, res.Header.Get("Content-Type"), body)
+		}
+		var events []string
+		for _, block := range strings.Split(strings.TrimSpace(string(body)), "\n\n") {
+			events = append(events, strings.TrimPrefix(block, "event: message\ndata: "))
+		}
+		return events
+	}
+	first := call("ams_send", map[string]any{"data": "x"})
+	if len(first) != 4 || !strings.Contains(first[0], `"method":"notifications/ams/stream_joined"`) ||
+		!strings.Contains(first[1], `"method":"notifications/ams/token"`) || !strings.Contains(first[1], `"data":"one"`) ||
+		!strings.Contains(first[2], `"data":"two"`) || !strings.Contains(first[3], `"result"`) {
+		t.Fatalf("ride-along on ams_send: %q", first)
+	}
+	if again := call("ams_send", map[string]any{"data": "y"}); len(again) != 1 {
+		t.Fatalf("frames rode along twice: %q", again)
+	}
+	read := call("ams_recv", map[string]any{"gather_ms": 0})
+	if len(read) != 1 || !strings.Contains(read[0], `\"data\":\"one\"`) || !strings.Contains(read[0], `\"data\":\"two\"`) {
+		t.Fatalf("ams_recv after the ride-along: %q", read)
+	}
+}
+
 // TestMCPPushLegRefusals: the leg needs a session this service issued.
 func TestMCPPushLegRefusals(t *testing.T) {
 	for header, want := range map[string]int{"": 400, "made-up": 404} {
