@@ -45,7 +45,20 @@ type ClientFrame struct {
 
 // DecodeClientFrame validates one text message from a client. On failure it
 // returns the close the connection must get.
+//
+// The common frame, a token, is decoded in one pass (decodeTokenFast); any
+// message that pass is not sure of goes to the full decoder, whose answer
+// (frame and refusal) the fast pass always equals (FuzzTokenFastEqualsFull).
 func DecodeClientFrame(msg []byte, limits Limits) (ClientFrame, *Close) {
+	if frame, refusal, sure := decodeTokenFast(msg, limits); sure {
+		return frame, refusal
+	}
+	return decodeClientFrameFull(msg, limits)
+}
+
+// decodeClientFrameFull is DecodeClientFrame for any message: UTF-8, the
+// nesting bound, JSON validity, then the members.
+func decodeClientFrameFull(msg []byte, limits Limits) (ClientFrame, *Close) {
 	// A text message is UTF-8 (RFC 6455); workerd hands over only valid
 	// text, but the check keeps this decoder's contract whole on its own.
 	if !utf8.Valid(msg) || !ShallowJSON(msg, MaxJSONDepth) || !gjson.ValidBytes(msg) {
