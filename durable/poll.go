@@ -61,6 +61,9 @@ func GoTimer(d time.Duration) (<-chan struct{}, func()) {
 
 // Wake releases every waiting read.
 func (w *Waiters) Wake() {
+	if len(w.chans) == 0 {
+		return // every emit asks: an empty map's iteration is not free
+	}
 	for ch := range w.chans {
 		close(ch)
 		delete(w.chans, ch)

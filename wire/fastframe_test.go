@@ -181,3 +181,20 @@ func BenchmarkDecodeTokenFrame(b *testing.B) {
 		}
 	})
 }
+
+// A token frame is written exactly so, in one allocation.
+func TestEncodeTokenBytes(t *testing.T) {
+	s := StreamInfo{ID: "str_a", Name: `n"é`, Owner: "acc_b"}
+	want := `{"type":"token","seq":5,"stream_id":"str_a","stream_name":"n\"é","owner_account_id":"acc_b","ts":"2024-01-02T03:04:05.006Z","data":"x\u0000"}`
+	if got := EncodeToken(s, 5, "2024-01-02T03:04:05.006Z", []byte(`"x\u0000"`)); string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got := EncodeToken(s, -1, "t", nil); !strings.HasSuffix(string(got), `"ts":"t","data":{}}`) {
+		t.Fatalf("empty data: %s", got)
+	}
+	fields := TokenFields(s)
+	data := []byte(`"t|pub|1234|1700000000000000000"`)
+	if n := testing.AllocsPerRun(100, func() { EncodeTokenWith(fields, 123456, "2024-01-02T03:04:05.006Z", data) }); n != 1 {
+		t.Fatalf("%v allocations per token frame, want 1", n)
+	}
+}

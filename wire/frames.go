@@ -224,14 +224,23 @@ func TokenFields(s StreamInfo) []byte {
 
 // EncodeTokenWith is EncodeToken with the stream's TokenFields.
 func EncodeTokenWith(fields []byte, seq int64, ts string, data []byte) []byte {
-	// Sized for the whole frame: growing the buffer would copy it.
-	w := newObject(TypeToken, 64+len(fields)+len(ts)+len(data))
-	w.integer("seq", seq)
-	w.b = append(w.b, fields...)
-	w.str("ts", ts)
-	w.raw("data", data)
-	return w.close()
+	// What newObject and its members write, in one allocation sized for
+	// the whole frame (a token's is the broker's commonest).
+	if len(data) == 0 {
+		data = EmptyObject
+	}
+	b := make([]byte, 0, len(tokenHead)+20+len(fields)+len(`,"ts":""`)+len(ts)+len(`,"data":}`)+len(data))
+	b = append(b, tokenHead...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, fields...)
+	b = append(b, `,"ts":`...)
+	b = AppendJSONString(b, ts)
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
 }
+
+const tokenHead = `{"type":"` + TypeToken + `","seq":`
 
 // EncodeStreamMetadata renders stream_metadata: s carries the new metadata.
 func EncodeStreamMetadata(s StreamInfo, seq int64, ts string) []byte {
