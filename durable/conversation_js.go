@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"syscall/js"
 	"time"
 
@@ -116,9 +115,8 @@ func closeOnPanic(args []js.Value) any {
 func fetchOnPanic(args []js.Value) any {
 	wire.InjectFallbackFault()
 	req := args[2]
-	if u, err := url.Parse(req.Get("url").String()); err == nil && u.Path == "/connect" {
-		var join wire.Join
-		_ = json.Unmarshal([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()), &join)
+	if path, err := requestPath(req.Get("url").String()); err == nil && path == "/connect" {
+		join, _ := wire.DecodeJoin([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()))
 		return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, subprotocolHeader(join))
 	}
 	return bridge.NewResponse(http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}},
@@ -241,11 +239,11 @@ func (o *object) storedMetadata(connID string) json.RawMessage {
 
 func conversationFetch(o *object, args []js.Value) any {
 	req := args[2]
-	u, err := url.Parse(req.Get("url").String())
+	path, err := requestPath(req.Get("url").String())
 	if err != nil {
 		return bridge.NewResponse(http.StatusBadRequest, nil, nil)
 	}
-	switch u.Path {
+	switch path {
 	case "/connect":
 		return o.connect(req)
 	case "/streams":
@@ -256,10 +254,10 @@ func conversationFetch(o *object, args []js.Value) any {
 	case wire.LinkPath:
 		return linkResponse(o.conv.Link())
 	}
-	if u.Path == wire.MemberPath+"tap" {
+	if path == wire.MemberPath+"tap" {
 		return o.tap(req)
 	}
-	if op, ok := memberOp(u.Path); ok {
+	if op, ok := memberOp(path); ok {
 		return o.memberFetch(op, req)
 	}
 	return bridge.NewResponse(http.StatusNotFound, nil, nil)
@@ -268,8 +266,8 @@ func conversationFetch(o *object, args []js.Value) any {
 // connect admits the Join the Worker forwarded and accepts its socket for
 // hibernation, tagged with its connection id.
 func (o *object) connect(req js.Value) js.Value {
-	var join wire.Join
-	if err := json.Unmarshal([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()), &join); err != nil {
+	join, err := wire.DecodeJoin([]byte(req.Get("headers").Call("get", wire.JoinHeader).String()))
+	if err != nil {
 		return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, nil)
 	}
 	if o.conv.FaultInjection {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"syscall/js"
 	"time"
 
@@ -43,7 +45,7 @@ func Register() {
 
 func fetch(args []js.Value) (js.Value, error) {
 	env := args[1]
-	svc, err := newService(env)
+	svc, err := serviceFor(env)
 	if err != nil {
 		return js.Value{}, err
 	}
@@ -86,6 +88,27 @@ func notFound() js.Value {
 	return w.JSResponse()
 }
 
+// service is the Service of the env it was built from. An isolate's
+// requests share one env object, and building a Service reads every limit,
+// pepper and binding from it: some sixty calls into JS, on every request,
+// joins included. A request with another env gets a Service of its own.
+var service struct {
+	env js.Value
+	svc *Service
+}
+
+func serviceFor(env js.Value) (*Service, error) {
+	if service.svc != nil && service.env.Equal(env) {
+		return service.svc, nil
+	}
+	svc, err := newService(env)
+	if err != nil {
+		return nil, err
+	}
+	service.env, service.svc = env, svc
+	return svc, nil
+}
+
 func newService(env js.Value) (*Service, error) {
 	getenv := bridge.Env(env)
 	kv, err := bridge.NewKV(KVBinding)
@@ -109,13 +132,25 @@ func newService(env js.Value) (*Service, error) {
 // forwardJoin hands an admitted connect to the conversation's Durable Object
 // and returns its 101 response, WebSocket included, untouched.
 func forwardJoin(env js.Value, join wire.Join) (js.Value, error) {
-	encoded := wire.MarshalVerbatim(join)
+	encoded := wire.EncodeJoin(join)
 	ns := env.Get(ConversationBinding)
 	stub := ns.Call("get", ns.Call("idFromName", join.ConversationID))
 	init := js.Global().Get("Object").New()
 	init.Set("headers", bridge.JSHeaders(http.Header{"Upgrade": {"websocket"}, wire.JoinHeader: {string(encoded)}}))
-	return bridge.Await(stub.Call("fetch", internalOrigin+"/connect", init))
+	// The object's promise is the answer: Go does not wait for it, which
+	// would be one more event into Go on the way of every join. If it
+	// fails, joinFailed refuses the upgrade, as fetch's fallback would.
+	return stub.Call("fetch", internalOrigin+"/connect", init).Call("catch", joinFailed), nil
 }
+
+// joinFailed answers a join whose object could not be reached: 4500, after
+// the upgrade (made once, for every join).
+var joinFailed = js.FuncOf(func(_ js.Value, args []js.Value) any {
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "ams: fetch: %s\n", js.Global().Get("String").Invoke(args[0]).String())
+	}
+	return bridge.RefuseUpgrade(wire.CloseInternalError.Code, wire.CloseInternalError.Reason, nil)
+})
 
 // conversationObjects calls the conversation objects through syumai/workers'
 // Durable Object stubs.
