@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -130,10 +131,16 @@ type Profile struct {
 }
 
 // Stop ends sampling and summarizes the top n functions by self time.
+var rawProfiles int
+
 func (s *Session) Stop(ctx context.Context, n int) (*Profile, error) {
 	raw, err := s.Call(ctx, "Profiler.stop", map[string]any{})
 	if err != nil {
 		return nil, err
+	}
+	if dir := os.Getenv("AMSBENCH_RAW_PROFILES"); dir != "" {
+		rawProfiles++
+		_ = os.WriteFile(fmt.Sprintf("%s/profile%d.json", dir, rawProfiles), raw, 0o644)
 	}
 	var res struct {
 		Profile struct {
