@@ -84,10 +84,40 @@ func NewPromise(fn func() js.Value) js.Value {
 	executor = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		executor.Release()
 		resolve := args[0]
-		go func() { resolve.Invoke(fn()) }()
+		goPooled(func() { resolve.Invoke(fn()) })
 		return nil
 	})
 	return js.Global().Get("Promise").New(executor)
+}
+
+// idleWorkers holds the inboxes of goroutines that finished a promise's
+// work and wait for another. A new goroutine starts with a small stack and
+// grows it by copying, several times on a request's way through net/http
+// and the Worker (runtime.copystack was a tenth of the Worker's part of a
+// join); a worker keeps the stack it grew.
+var idleWorkers = make(chan chan func(), 64)
+
+// goPooled runs fn on an idle worker, or on a new one if none is idle.
+func goPooled(fn func()) {
+	select {
+	case inbox := <-idleWorkers:
+		inbox <- fn
+	default:
+		go work(fn)
+	}
+}
+
+func work(fn func()) {
+	inbox := make(chan func(), 1)
+	for {
+		fn()
+		select {
+		case idleWorkers <- inbox:
+		default:
+			return // enough are idle
+		}
+		fn = <-inbox
+	}
 }
 
 // Await blocks the calling goroutine until promise settles.
