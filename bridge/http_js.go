@@ -3,12 +3,13 @@ package bridge
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"syscall/js"
+
+	"github.com/ams-dev/ams/wire"
 )
 
 var (
@@ -50,8 +51,8 @@ func Request(ctx context.Context, jsReq js.Value) (*http.Request, error) {
 // Header converts a JS Headers object. The entries cross as one JSON string:
 // reading them pair by pair costs three calls into JS per header.
 func Header(jsHeaders js.Value) http.Header {
-	var entries [][2]string
-	if err := json.Unmarshal([]byte(jsonStringify.Invoke(arrayClass.Call("from", jsHeaders)).String()), &entries); err != nil {
+	entries, err := wire.DecodeStringPairs([]byte(jsonStringify.Invoke(arrayClass.Call("from", jsHeaders)).String()))
+	if err != nil {
 		return http.Header{}
 	}
 	header := make(http.Header, len(entries))

@@ -3,6 +3,7 @@ package durable
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -62,14 +63,72 @@ func (a *Attachment) Stream() wire.StreamInfo {
 // budget, the returned attachment leaves it out and overflow holds it.
 func (a Attachment) Encode() (encoded []byte, overflow []byte) {
 	a.MetadataStored = false
-	encoded = wire.MarshalVerbatim(a)
+	encoded = a.marshal()
 	if len(encoded) <= AttachmentBudget {
 		return encoded, nil
 	}
 	overflow = a.Metadata
 	a.Metadata, a.MetadataStored = nil, true
-	encoded = wire.MarshalVerbatim(a)
+	encoded = a.marshal()
 	return encoded, overflow
+}
+
+// marshal is wire.MarshalVerbatim(a), byte for byte
+// (FuzzAttachmentMarshal), without reflection: every join encodes one.
+func (a Attachment) marshal() []byte {
+	b := make([]byte, 0, 128+len(a.ConnID)+len(a.StreamID)+len(a.Name)+len(a.Owner)+len(a.Metadata)+len(a.PeerIdentity))
+	b = append(b, `{"c":`...)
+	b = wire.AppendVerbatimString(b, a.ConnID)
+	b = append(b, `,"i":`...)
+	b = wire.AppendVerbatimString(b, a.StreamID)
+	b = append(b, `,"n":`...)
+	b = wire.AppendVerbatimString(b, a.Name)
+	b = append(b, `,"o":`...)
+	b = wire.AppendVerbatimString(b, a.Owner)
+	if a.Self {
+		b = append(b, `,"s":true`...)
+	}
+	var ok bool
+	if len(a.Metadata) > 0 {
+		b = append(b, `,"m":`...)
+		if b, ok = wire.AppendCompact(b, a.Metadata); !ok {
+			return wire.MarshalVerbatim(a)
+		}
+	}
+	if a.MetadataStored {
+		b = append(b, `,"ms":true`...)
+	}
+	if len(a.Subscribed) > 0 {
+		b = append(b, `,"f":[`...)
+		for i, s := range a.Subscribed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = wire.AppendVerbatimString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if a.Receipts {
+		b = append(b, `,"r":true`...)
+	}
+	if a.Generation != 0 {
+		b = append(b, `,"g":`...)
+		b = strconv.AppendInt(b, a.Generation, 10)
+	}
+	if a.Acks {
+		b = append(b, `,"a":true`...)
+	}
+	if len(a.PeerIdentity) > 0 {
+		b = append(b, `,"pi":`...)
+		if b, ok = wire.AppendCompact(b, a.PeerIdentity); !ok {
+			return wire.MarshalVerbatim(a)
+		}
+	}
+	if a.TapOf != "" {
+		b = append(b, `,"tap":`...)
+		b = wire.AppendVerbatimString(b, a.TapOf)
+	}
+	return append(b, '}')
 }
 
 // DecodeAttachment parses what Encode produced.

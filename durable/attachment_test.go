@@ -184,3 +184,22 @@ func TestAttachmentStream(t *testing.T) {
 		t.Errorf("Stream() = %+v, want %+v", got, want)
 	}
 }
+
+// FuzzAttachmentMarshal: Attachment.marshal writes what wire.MarshalVerbatim
+// writes, byte for byte.
+func FuzzAttachmentMarshal(f *testing.F) {
+	f.Add("conn1", "str_x", "critic", "acc_1", true, []byte(`{"role": "critic"}`), false, "a,b", true, int64(3), true, []byte(`{"kind":"agent"}`), "")
+	f.Add("c\u2028", "s\"\\\x01", "é\xff<&>", "", false, []byte(nil), true, "", false, int64(-1), false, []byte(` [1] `), "tap1")
+	f.Add("c", "s", "n", "o", false, []byte(`{"a":`), false, ",", false, int64(0), false, []byte(nil), "")
+	f.Fuzz(func(t *testing.T, conn, stream, name, owner string, self bool, metadata []byte, stored bool, subscribed string,
+		receipts bool, generation int64, acks bool, identity []byte, tap string) {
+		a := Attachment{ConnID: conn, StreamID: stream, Name: name, Owner: owner, Self: self, Metadata: metadata,
+			MetadataStored: stored, Receipts: receipts, Generation: generation, Acks: acks, PeerIdentity: identity, TapOf: tap}
+		if subscribed != "" {
+			a.Subscribed = strings.Split(subscribed, ",")
+		}
+		if got, want := a.marshal(), wire.MarshalVerbatim(a); !bytes.Equal(got, want) {
+			t.Fatalf("marshal(%+v)\n = %q\nMarshalVerbatim: %q", a, got, want)
+		}
+	})
+}

@@ -13,18 +13,18 @@ import (
 func EncodeJoin(j Join) []byte {
 	b := make([]byte, 0, 192+len(j.ConversationID)+len(j.AccountID)+len(j.StreamID)+len(j.StreamName)+len(j.Metadata)+len(j.PeerIdentity))
 	b = append(b, `{"conversation_id":`...)
-	b = appendEncodingJSONString(b, j.ConversationID)
+	b = AppendVerbatimString(b, j.ConversationID)
 	b = append(b, `,"account_id":`...)
-	b = appendEncodingJSONString(b, j.AccountID)
+	b = AppendVerbatimString(b, j.AccountID)
 	b = append(b, `,"stream_id":`...)
-	b = appendEncodingJSONString(b, j.StreamID)
+	b = AppendVerbatimString(b, j.StreamID)
 	b = append(b, `,"stream_name":`...)
-	b = appendEncodingJSONString(b, j.StreamName)
+	b = AppendVerbatimString(b, j.StreamName)
 	b = append(b, `,"metadata":`...)
 	var ok bool
 	if j.Metadata == nil {
 		b = append(b, "null"...)
-	} else if b, ok = appendCompact(b, j.Metadata); !ok {
+	} else if b, ok = AppendCompact(b, j.Metadata); !ok {
 		return MarshalVerbatim(j) // what encoding/json makes of it (an error: nothing)
 	}
 	b = append(b, `,"self_subscribe":`...)
@@ -39,7 +39,7 @@ func EncodeJoin(j Join) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendEncodingJSONString(b, s)
+			b = AppendVerbatimString(b, s)
 		}
 		b = append(b, ']')
 	}
@@ -55,20 +55,20 @@ func EncodeJoin(j Join) []byte {
 	}
 	if j.Subprotocol != "" {
 		b = append(b, `,"subprotocol":`...)
-		b = appendEncodingJSONString(b, j.Subprotocol)
+		b = AppendVerbatimString(b, j.Subprotocol)
 	}
 	if len(j.PeerIdentity) > 0 {
 		b = append(b, `,"peer_identity":`...)
-		if b, ok = appendCompact(b, j.PeerIdentity); !ok {
+		if b, ok = AppendCompact(b, j.PeerIdentity); !ok {
 			return MarshalVerbatim(j)
 		}
 	}
 	return append(b, '}')
 }
 
-// appendCompact appends raw without insignificant whitespace, as
-// encoding/json writes a json.RawMessage; false if raw is not valid JSON.
-func appendCompact(b, raw []byte) ([]byte, bool) {
+// AppendCompact appends raw without insignificant whitespace, as
+// MarshalVerbatim writes a json.RawMessage; false if raw is not valid JSON.
+func AppendCompact(b, raw []byte) ([]byte, bool) {
 	buf := bytes.NewBuffer(b)
 	if json.Compact(buf, raw) != nil {
 		return b, false
@@ -76,10 +76,10 @@ func appendCompact(b, raw []byte) ([]byte, bool) {
 	return buf.Bytes(), true
 }
 
-// appendEncodingJSONString appends s as encoding/json writes a string with
-// HTML escaping off: \b \f \n \r \t by name, other controls as \u00XX,
+// AppendVerbatimString appends s as MarshalVerbatim writes a string
+// (encoding/json with HTML escaping off): \b \f \n \r \t by name, other controls as \u00XX,
 // U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendEncodingJSONString(b []byte, s string) []byte {
+func AppendVerbatimString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -294,4 +294,39 @@ func (r *joinReader) object() json.RawMessage {
 	}
 	r.ok = false
 	return nil
+}
+
+// DecodeStringPairs is json.Unmarshal of raw into [][2]string, as the
+// bridge reads a request's headers (JSON.stringify of its entries): pairs of
+// printable ASCII are read without reflection, anything else by
+// json.Unmarshal.
+func DecodeStringPairs(raw []byte) ([][2]string, error) {
+	if pairs, ok := decodePlainPairs(raw); ok {
+		return pairs, nil
+	}
+	var pairs [][2]string
+	err := json.Unmarshal(raw, &pairs)
+	return pairs, err
+}
+
+func decodePlainPairs(raw []byte) ([][2]string, bool) {
+	r := joinReader{b: raw, ok: true}
+	r.lit("[")
+	pairs := make([][2]string, 0, bytes.Count(raw, []byte("],["))+1)
+	if r.next("]") {
+		return pairs, r.i == len(raw)
+	}
+	for r.ok {
+		r.lit("[")
+		k := r.str()
+		r.lit(",")
+		v := r.str()
+		r.lit("]")
+		pairs = append(pairs, [2]string{k, v})
+		if !r.next(",") {
+			break
+		}
+	}
+	r.lit("]")
+	return pairs, r.ok && r.i == len(raw)
 }

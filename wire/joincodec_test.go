@@ -102,3 +102,22 @@ func TestJoinCodecCanonical(t *testing.T) {
 		sameJoinDecode(t, raw)
 	}
 }
+
+// FuzzDecodeStringPairs: DecodeStringPairs is json.Unmarshal into [][2]string.
+func FuzzDecodeStringPairs(f *testing.F) {
+	for _, seed := range []string{
+		`[["upgrade","websocket"],["x-ams-stream-name","critic"],["sec-websocket-key","dGhlIHNhbXBsZQ=="]]`,
+		`[]`, `[["a"]]`, `[["a","b","c"]]`, `[["a","\u00e9"]]`, `[["a","é"]]`, `[["a",1]]`, `[["a","b"],]`, ` []`, `null`, ``,
+		`[["a","b"]`, `[[],["a","b"]]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := DecodeStringPairs(raw)
+		var want [][2]string
+		wantErr := json.Unmarshal(raw, &want)
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeStringPairs(%q) = %q, %v; json.Unmarshal: %q, %v", raw, got, err, want, wantErr)
+		}
+	})
+}
