@@ -116,6 +116,15 @@ function call(env, name, ...args) {
   }
 }
 
+// callAsync runs a handler Go exports with bridge.ExportAsync: Go resolves
+// the promise made here when its goroutine is done.
+function callAsync(env, name, ...args) {
+  return new Promise((resolve, reject) => {
+    const started = call(env, name, resolve, ...args);
+    if (started instanceof Promise) started.catch(reject); // Go was starting
+  });
+}
+
 // sendAll is the fan-out: Go passes a frame and its recipients in one call
 // instead of crossing into JS once per socket. A socket that closed under us
 // throws; its own close event removes it.
@@ -217,7 +226,7 @@ export class Conversation extends DurableObject {
 // account (namespace/namespace.go).
 export class Namespace extends DurableObject {
   fetch(request) {
-    return call(this.env, "namespaceFetch", this, request);
+    return callAsync(this.env, "namespaceFetch", this, request);
   }
 }
 
@@ -246,6 +255,6 @@ export class McpSession extends DurableObject {
 
 export default {
   fetch(request, env, ctx) {
-    return call(env, "fetch", request, env, ctx);
+    return callAsync(env, "fetch", request, env, ctx);
   },
 };
