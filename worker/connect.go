@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/ams-dev/ams/wire"
@@ -46,7 +47,8 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 		return join, nil, errors.New("peppers missing")
 	}
 	p, _ := match(ConnectPattern, r.URL.Path)
-	token := r.URL.Query().Get("t")
+	query := r.URL.Query() // once: a join reads up to nine parameters
+	token := query.Get("t")
 	if token == "" {
 		return join, &wire.CloseInvalidMagicLink, nil
 	}
@@ -76,25 +78,25 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 	} else if err != nil {
 		return join, nil, err
 	}
-	name := streamParam(r, wire.HeaderStreamName)
+	name := streamParam(r, query, wire.HeaderStreamName)
 	if name == "" {
 		name = wire.NewDefaultStreamName()
 	} else if !wire.ValidStreamName(name) {
 		return join, &wire.CloseInvalidStreamNameHeader, nil
 	}
-	metadata, ok := wire.DecodeMetadataHeader(streamParam(r, wire.HeaderStreamMetadata), s.Limits.MetadataBytes)
+	metadata, ok := wire.DecodeMetadataHeader(streamParam(r, query, wire.HeaderStreamMetadata), s.Limits.MetadataBytes)
 	if !ok {
 		return join, &wire.CloseInvalidStreamMetadata, nil
 	}
-	subscribe, ok := wire.ParseSubscribeStreams(streamParam(r, wire.HeaderSubscribeStreams), s.Limits.SubscribeStreams)
+	subscribe, ok := wire.ParseSubscribeStreams(streamParam(r, query, wire.HeaderSubscribeStreams), s.Limits.SubscribeStreams)
 	if !ok {
 		return join, &wire.CloseInvalidSubscribeStreams, nil
 	}
-	resumeAfter, ok := wire.ParseResumeAfter(streamParam(r, wire.HeaderResumeAfter))
+	resumeAfter, ok := wire.ParseResumeAfter(streamParam(r, query, wire.HeaderResumeAfter))
 	if !ok {
 		return join, &wire.CloseInvalidResumeAfter, nil
 	}
-	identity, _, ok := wire.ParsePeerIdentity(json.RawMessage(streamParam(r, wire.HeaderPeerIdentity)))
+	identity, _, ok := wire.ParsePeerIdentity(json.RawMessage(streamParam(r, query, wire.HeaderPeerIdentity)))
 	if !ok {
 		return join, &wire.CloseInvalidPeerIdentity, nil
 	}
@@ -104,11 +106,11 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 		StreamID:         s.Peppers.StreamID(rec.ConversationID, acc.AccountID, name),
 		StreamName:       name,
 		Metadata:         metadata,
-		SelfSubscribe:    wire.ParseSelfSubscribe(streamParam(r, wire.HeaderSelfSubscribe)),
+		SelfSubscribe:    wire.ParseSelfSubscribe(streamParam(r, query, wire.HeaderSelfSubscribe)),
 		ResumeAfter:      resumeAfter,
 		SubscribeStreams: subscribe,
-		Receipts:         wire.ParseSelfSubscribe(streamParam(r, wire.HeaderReceipts)),
-		Acks:             wire.ParseSelfSubscribe(streamParam(r, wire.HeaderAcks)),
+		Receipts:         wire.ParseSelfSubscribe(streamParam(r, query, wire.HeaderReceipts)),
+		Acks:             wire.ParseSelfSubscribe(streamParam(r, query, wire.HeaderAcks)),
 		LinkGeneration:   rec.LinkGeneration,
 		Subprotocol:      Subprotocol(r),
 		PeerIdentity:     identity,
@@ -117,11 +119,11 @@ func (s *Service) admit(ctx context.Context, r *http.Request) (wire.Join, *wire.
 
 // streamParam reads a stream-plane header, or its query-parameter form for
 // browsers, which cannot set WebSocket headers.
-func streamParam(r *http.Request, header string) string {
+func streamParam(r *http.Request, query url.Values, header string) string {
 	if v := r.Header.Get(header); v != "" {
 		return v
 	}
-	return r.URL.Query().Get(wire.QueryForms[header])
+	return query.Get(wire.QueryForms[header])
 }
 
 // Subprotocol is the subprotocol the 101 must select: "ams.v1" when the
