@@ -53,19 +53,40 @@ function message(incarnation, slot, text) {
   if (hot.in.byteLength === 0) views();
   const { read, written } = encoder.encodeInto(text, hot.in);
   if (read !== text.length) return SLOW;
-  let n;
   try {
-    n = hot.x.amsMessage(incarnation, slot, written, Date.now());
+    return settle(hot.x.amsMessage(incarnation, slot, written, Date.now()));
   } catch (err) {
-    go = handlers = hot = undefined;
-    throw err;
+    return trapped(err);
   }
+}
+
+// closed runs Go's amsClose for the socket of slot, closed with code and
+// reason (in Go's input array); it returns as message does.
+function closed(incarnation, slot, code, reason) {
+  if (hot.in.byteLength === 0) views();
+  const { read, written } = encoder.encodeInto(reason, hot.in);
+  if (read !== reason.length) return SLOW;
+  try {
+    return settle(hot.x.amsClose(incarnation, slot, code, written, Date.now()));
+  } catch (err) {
+    return trapped(err);
+  }
+}
+
+// settle passes on what a hot-path export returned, unless the program
+// ended in the call; trapped handles a call that threw.
+function settle(n) {
   if (go.exited) {
     go = handlers = hot = undefined;
     return 0;
   }
   if (hot.out.byteLength === 0) views();
   return n;
+}
+
+function trapped(err) {
+  go = handlers = hot = undefined;
+  throw err;
 }
 
 // perform carries out n bytes of ops on the sockets of one object: the
@@ -210,6 +231,15 @@ export class Conversation extends DurableObject {
     return call(this.env, "conversationMessage", this, this.incarnation, this.ctx.getTags(ws)[0], text);
   }
   webSocketClose(ws, code, reason) {
+    if (hot && ws.amsSlot !== undefined && this.sockets.get(ws.amsSlot) === ws && typeof reason === "string") {
+      const n = closed(this.incarnation, ws.amsSlot, code, reason);
+      if (n !== SLOW) {
+        if (n > 0) perform(this.sockets, n); // stream_left, then the reciprocal close
+        this.sockets.delete(ws.amsSlot);
+        this.kick();
+        return;
+      }
+    }
     this.sockets.delete(ws.amsSlot);
     return call(this.env, "conversationClose", this, this.incarnation, this.ctx.getTags(ws)[0], ws, code, reason);
   }

@@ -99,6 +99,45 @@ func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
 	return result
 }
 
+// amsClose handles the close of the socket adopted as slot, with code and
+// the n bytes of its reason in hotIn, as conversationClose does: the stream
+// leaves (peers get stream_left) and the close is reciprocated, both as
+// ops. A close is on the way of the next join (a client that drops a socket
+// and dials again), and the js.FuncOf path cost more than the leave. It
+// returns the ops' length, or -1 when entry.mjs must take that path.
+//
+//go:wasmexport amsClose
+func amsClose(incarnation, slot, code, n int32, nowMillis float64) (result int32) {
+	o, ok := residents.Get(int(incarnation))
+	if !ok || o.unsettled || n < 0 || int(n) > len(hotIn) {
+		return -1
+	}
+	connID, ok := o.slots[slot]
+	if !ok {
+		return -1 // displaced or refused: the js.FuncOf path reciprocates
+	}
+	reason := string(hotIn[:n])
+	woke := o.waiters.waiting()
+	hot.begin(o, int64(nowMillis))
+	o.unsettled = true
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stderr, "ams: recovered panic in amsClose: %v\n%s", r, debug.Stack())
+				closeAfterPanic(slot)
+			}
+		}()
+		o.leave(connID)
+		hot.close(slot, int(code), reason)
+		o.unsettled = false
+	}()
+	result = int32(hot.end())
+	if woke {
+		runtime.Gosched()
+	}
+	return result
+}
+
 // closeAfterPanic is closeOnPanic for the hot path: the sender of the event
 // that panicked is closed 4500, touching none of the object's Go state,
 // which stays unsettled: the next event (this close's, or any) takes the
