@@ -203,3 +203,21 @@ func FuzzAttachmentMarshal(f *testing.F) {
 		}
 	})
 }
+
+// Every field of Attachment is set here and written by marshal as
+// MarshalVerbatim writes it: a field added to Attachment and not to marshal
+// fails this test.
+func TestAttachmentMarshalEveryField(t *testing.T) {
+	a := Attachment{ConnID: "c", StreamID: "s", Name: "n", Owner: "o", Self: true, Metadata: json.RawMessage(`{"a":1}`),
+		MetadataStored: true, Subscribed: []string{"x"}, Receipts: true, Generation: 2, Acks: true,
+		PeerIdentity: json.RawMessage(`{"kind":"agent"}`), TapOf: "t"}
+	v := reflect.ValueOf(a)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("the test leaves %s zero: set it, and write it in marshal", v.Type().Field(i).Name)
+		}
+	}
+	if got, want := a.marshal(), wire.MarshalVerbatim(a); !bytes.Equal(got, want) {
+		t.Fatalf("marshal %s, MarshalVerbatim %s", got, want)
+	}
+}

@@ -63,6 +63,9 @@ func EncodeJoin(j Join) []byte {
 			return MarshalVerbatim(j)
 		}
 	}
+	if j.PushOnly {
+		b = append(b, `,"push_only":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -179,6 +182,7 @@ func decodeCanonicalJoin(raw []byte) (j Join, ok bool) {
 	if r.next(`,"peer_identity":`) {
 		j.PeerIdentity = r.object()
 	}
+	j.PushOnly = r.next(`,"push_only":true`)
 	r.lit(`}`)
 	return j, r.ok && r.i == len(r.b)
 }

@@ -20,11 +20,11 @@ func sameJoinDecode(t *testing.T, raw []byte) {
 }
 
 func fuzzJoin(conversation, account, stream, name string, metadata []byte, self bool, resume int64, resumed bool,
-	subscribe string, receipts, acks bool, generation int64, subprotocol string, identity []byte) Join {
+	subscribe string, receipts, acks bool, generation int64, subprotocol string, identity []byte, pushOnly bool) Join {
 	j := Join{
 		ConversationID: conversation, AccountID: account, StreamID: stream, StreamName: name,
 		Metadata: metadata, SelfSubscribe: self, Receipts: receipts, Acks: acks,
-		LinkGeneration: generation, Subprotocol: subprotocol, PeerIdentity: identity,
+		LinkGeneration: generation, Subprotocol: subprotocol, PeerIdentity: identity, PushOnly: pushOnly,
 	}
 	if resumed {
 		j.ResumeAfter = &resume
@@ -39,14 +39,14 @@ func fuzzJoin(conversation, account, stream, name string, metadata []byte, self 
 // byte, and DecodeJoin reads it back as json.Unmarshal does.
 func FuzzJoinCodec(f *testing.F) {
 	f.Add("conv_01HZY0000000000000000000AA", "acc_1", "str_x", "critic", []byte(`{"role": "critic", "n":[1, 2]}`), true, int64(41), true,
-		"a,b", true, true, int64(3), "ams.v1", []byte(`{"kind":"agent"}`))
-	f.Add("c", "a\u2028\u2029", "s\"\\\b\f\n\r\t\x01", "é\xff<&>", []byte(nil), false, int64(-1), true, "", false, false, int64(0), "", []byte(nil))
-	f.Add("c", "a", "s", "n", []byte(`{}`), false, int64(0), false, ",", false, false, int64(-9), "x", []byte(` {"kind" : "human"} `))
-	f.Add("c", "a", "s", "n", []byte(`{"a":`), false, int64(0), false, "", false, false, int64(0), "", []byte(nil))
-	f.Add("c", "a", "s", "n", []byte{}, false, int64(0), false, "", false, false, int64(0), "", []byte(`[1]`))
+		"a,b", true, true, int64(3), "ams.v1", []byte(`{"kind":"agent"}`), true)
+	f.Add("c", "a\u2028\u2029", "s\"\\\b\f\n\r\t\x01", "é\xff<&>", []byte(nil), false, int64(-1), true, "", false, false, int64(0), "", []byte(nil), false)
+	f.Add("c", "a", "s", "n", []byte(`{}`), false, int64(0), false, ",", false, false, int64(-9), "x", []byte(` {"kind" : "human"} `), true)
+	f.Add("c", "a", "s", "n", []byte(`{"a":`), false, int64(0), false, "", false, false, int64(0), "", []byte(nil), false)
+	f.Add("c", "a", "s", "n", []byte{}, false, int64(0), false, "", false, false, int64(0), "", []byte(`[1]`), false)
 	f.Fuzz(func(t *testing.T, conversation, account, stream, name string, metadata []byte, self bool, resume int64, resumed bool,
-		subscribe string, receipts, acks bool, generation int64, subprotocol string, identity []byte) {
-		j := fuzzJoin(conversation, account, stream, name, metadata, self, resume, resumed, subscribe, receipts, acks, generation, subprotocol, identity)
+		subscribe string, receipts, acks bool, generation int64, subprotocol string, identity []byte, pushOnly bool) {
+		j := fuzzJoin(conversation, account, stream, name, metadata, self, resume, resumed, subscribe, receipts, acks, generation, subprotocol, identity, pushOnly)
 		got, want := EncodeJoin(j), MarshalVerbatim(j)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("EncodeJoin(%+v)\n = %q\nMarshalVerbatim: %q", j, got, want)
@@ -85,6 +85,18 @@ func typicalJoin() Join {
 		StreamID: "str_abcdef", StreamName: "critic", Metadata: json.RawMessage(`{"role":"critic"}`),
 		SelfSubscribe: true, ResumeAfter: &resume, SubscribeStreams: []string{"a", "b"},
 		Receipts: true, Acks: true, LinkGeneration: 2, Subprotocol: "ams.v1", PeerIdentity: json.RawMessage(`{"kind":"agent"}`),
+		PushOnly: true,
+	}
+}
+
+// Every field of Join is in typicalJoin, so a field added to Join and not
+// to EncodeJoin/DecodeJoin fails TestJoinCodecCanonical.
+func TestTypicalJoinSetsEveryField(t *testing.T) {
+	v := reflect.ValueOf(typicalJoin())
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("typicalJoin leaves %s zero: set it, and encode it in EncodeJoin", v.Type().Field(i).Name)
+		}
 	}
 }
 
