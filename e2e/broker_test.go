@@ -87,6 +87,18 @@ func (b *Broker) Stop() {
 	os.RemoveAll(b.build)
 }
 
+// ownState is a fresh state directory (removed after the test) and fresh
+// peppers, for a test that starts brokers of its own over one state.
+func ownState(t *testing.T) (persist string, vars map[string]string) {
+	t.Helper()
+	persist, err := os.MkdirTemp("", "ams-e2e-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(persist) })
+	return persist, map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(32), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32)}
+}
+
 func randomHex(n int) string { return wranglerdev.RandomHex(n) }
 
 func freePort() int {

@@ -273,12 +273,7 @@ func TestRotationsRace(t *testing.T) {
 // starts on that state: the account authenticates and mints, its
 // conversation inspects and joins, and its names stay taken.
 func TestReferenceKV(t *testing.T) {
-	persist, err := os.MkdirTemp("", "ams-e2e-reference-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(persist) })
-	vars := map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(32), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32)}
+	persist, vars := ownState(t)
 	peppers := wire.Peppers{Credential: vars["AMS_CREDENTIAL_PEPPER"], Permissive: vars["AMS_PERMISSIVE_TOKEN_PEPPER"]}
 	const (
 		accountID      = "acc_01HZX3K9QW7M2N4P5R"

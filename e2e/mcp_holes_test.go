@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,12 +79,7 @@ func toolCode(t *testing.T, raw []byte) string {
 // returns HTML characters unescaped) and a missing or non-string data is an
 // error that emits nothing.
 func TestMCPHolesRaw(t *testing.T) {
-	persist, err := os.MkdirTemp("", "ams-e2e-holes-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(persist) })
-	vars := map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(32), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32)}
+	persist, vars := ownState(t)
 	b, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
 	if err != nil {
 		t.Fatal(err)

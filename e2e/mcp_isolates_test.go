@@ -43,12 +43,7 @@ func (f followBroker) RoundTrip(r *http.Request) (*http.Response, error) {
 // lives in the session's Durable Object and the member in the
 // conversation's.
 func TestMCPSessionAcrossIsolates(t *testing.T) {
-	persist, err := os.MkdirTemp("", "ams-e2e-isolates-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(persist) })
-	vars := map[string]string{"AMS_CREDENTIAL_PEPPER": randomHex(32), "AMS_PERMISSIVE_TOKEN_PEPPER": randomHex(32)}
+	persist, vars := ownState(t)
 	first, err := StartBroker(BrokerOptions{Vars: vars, PersistDir: persist})
 	if err != nil {
 		t.Fatal(err)

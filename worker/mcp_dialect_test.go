@@ -511,10 +511,7 @@ func TestWebSocketPeerIdentity(t *testing.T) {
 // carries the member's unread frames as notifications, once each, and
 // ams_recv still returns them all.
 func TestMCPRideAlong(t *testing.T) {
-	f := newMCPFixture(t)
-	peer := f.ws(t, "web")
-	s := f.session(t, f.linkURL(), "", "host")
-	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	f, peer, s := joinedAgent(t)
 	peer.token("one")
 	peer.token("two")
 	send := func() []string {

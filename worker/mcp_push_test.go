@@ -103,6 +103,17 @@ func openLeg(t *testing.T, f *mcpFixture, s *session, io *fakePush, header map[s
 	return done, func() { cancel(); <-done }
 }
 
+// joinedAgent is a fixture with a WebSocket peer "web" and an MCP session
+// (client "host") whose member "agent" joined.
+func joinedAgent(t *testing.T) (*mcpFixture, *wsPeer, *session) {
+	t.Helper()
+	f := newMCPFixture(t)
+	peer := f.ws(t, "web")
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	return f, peer, s
+}
+
 // eventID is the SSE id of the first event of a write.
 func eventID(t *testing.T, write string) string {
 	t.Helper()
@@ -165,10 +176,7 @@ func TestPushLegRun(t *testing.T) {
 // pushed once, in order, before live ones, even when the leg has no watch
 // and finds the binding only by polling.
 func TestPushLegBacklog(t *testing.T) {
-	f := newMCPFixture(t)
-	peer := f.ws(t, "web")
-	s := f.session(t, f.linkURL(), "", "host")
-	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	f, peer, s := joinedAgent(t)
 	peer.token("before the leg 1")
 	peer.token("before the leg 2")
 	io := newFakePush(f)
@@ -190,10 +198,7 @@ func TestPushLegBacklog(t *testing.T) {
 // that seq, not what its client already saw; one without gets what was
 // not delivered yet.
 func TestPushLegResume(t *testing.T) {
-	f := newMCPFixture(t)
-	peer := f.ws(t, "web")
-	s := f.session(t, f.linkURL(), "", "host")
-	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	f, peer, s := joinedAgent(t)
 	first := newFakePush(f)
 	_, stop := openLeg(t, f, s, first, nil)
 	peer.token("one")
@@ -269,10 +274,7 @@ func TestPushOnlyDelivery(t *testing.T) {
 // call of its own (self-rehydration) is tapped again, after what the leg
 // already wrote.
 func TestPushLegFollowsRejoin(t *testing.T) {
-	f := newMCPFixture(t)
-	peer := f.ws(t, "web")
-	s := f.session(t, f.linkURL(), "", "host")
-	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	f, peer, s := joinedAgent(t)
 	io := newFakePush(f)
 	openLeg(t, f, s, io, nil)
 	peer.token("first")
