@@ -1,0 +1,72 @@
+package durable
+
+// Review of the push leg (69741ca..ebf8d8f): tests that demonstrate defects.
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ams-dev/ams/wire"
+)
+
+// TestReviewPushOnlyLegKeepsMemberAlive: a push-only member (delivery
+// "push": a client that acts on pushed notifications and need not poll)
+// whose leg is open and acking every frame is still expired after
+// MemberIdle without a tool call: acks never touch LastSeen, so the leg is
+// closed not_joined and nothing more is pushed until the client calls.
+func TestReviewPushOnlyLegKeepsMemberAlive(t *testing.T) {
+	const idle = 10 * time.Minute
+	m := newMemberHarness(t, wire.DefaultLimits)
+	web, _ := m.ws("acc_W", "web", false, "")
+	req := joinRequest("acc_M", "pusher", false, "")
+	req.PushOnly = true
+	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
+	if r := m.conv.Member(m.store, "join", call); r.Error != "" {
+		t.Fatal(r)
+	}
+	call.Join = nil
+	tap := &recordingSocket{}
+	if _, refusal := m.conv.Tap(m.store, call, tap, TapPrefix+"1"); refusal != nil {
+		t.Fatal(refusal)
+	}
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	for i := 0; i < 15; i++ { // a frame a minute, each written and acked
+		m.now = m.now.Add(time.Minute)
+		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"tick"}`))
+		m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(m.conv.Seq()))
+		m.conv.ExpireMembers(idle)
+	}
+	if len(tap.closes) != 0 {
+		t.Errorf("a push-only member whose leg delivers (and acks) every minute was expired: leg closed %v", tap.closes)
+	}
+}
+
+// TestReviewRestoredTapBeforeStart: a tap that was accepted but had not
+// started when the object was rebuilt (hibernation, or the rebuild after a
+// recovered panic) is restored live, so its start is ignored and the frames
+// between the join and the tap are never pushed.
+func TestReviewRestoredTapBeforeStart(t *testing.T) {
+	m := newMemberHarness(t, wire.DefaultLimits)
+	web, _ := m.ws("acc_W", "web", false, "")
+	req := joinRequest("acc_M", "agent", false, "")
+	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
+	m.conv.Member(m.store, "join", call)
+	call.Join = nil
+	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))
+	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"y"}`))
+	tap := &recordingSocket{}
+	a, refusal := m.conv.Tap(m.store, call, tap, TapPrefix+"1")
+	if refusal != nil {
+		t.Fatal(refusal)
+	}
+	m.wake()
+	encoded, _ := a.Encode()
+	back, _ := DecodeAttachment(encoded)
+	_, taps := SplitTaps([]Woken{{Peer: &Peer{Attachment: back, Socket: tap}, Open: true}})
+	m.conv.RestoreTaps(taps)
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	if got := strings.Join(datas(tap.frames()), ","); got != "x,y" {
+		t.Errorf("the leg's start after a rebuild sent %q, want x,y", got)
+	}
+}
