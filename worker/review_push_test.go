@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"strconv"
 	"sync"
@@ -357,4 +358,44 @@ func (s *loggingSocket) Take() ([][]byte, *wire.Close) {
 	}
 	s.l.mu.Unlock()
 	return f, c
+}
+
+// TestReviewPushAfterDelete: the MCP transport says a terminated session
+// gets 404 on every request carrying its id; a GET push leg after DELETE
+// is accepted (200, ":ok") and only then says closed session_ended.
+func TestReviewPushAfterDelete(t *testing.T) {
+	f := newMCPFixture(t)
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	del := httptest.NewRequest(http.MethodDelete, f.linkURL(), nil)
+	del.Header.Set("Mcp-Session-Id", s.id)
+	if w := newRecorder(f.s, del); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", w.Code)
+	}
+	_, ok, err := f.s.OpenPush(httptestGET(s))
+	if ok && err == nil {
+		t.Errorf("GET push leg of an ended session accepted (200 text/event-stream), want 404 session_not_found")
+	}
+}
+
+// TestReviewPushBigBacklogKillsLeg: with AMS_REPLAY_EVENTS above
+// pushQueueFrames, the start's backlog alone (Last-Event-ID: 0, or a member
+// far behind) overflows the leg's queue in one event: the client is told
+// closed subscriber_backpressure and the leg never goes live.
+func TestReviewPushBigBacklogKillsLeg(t *testing.T) {
+	f := newMCPFixture(t)
+	f.objects.limits.ReplayEvents = 2 * pushQueueFrames
+	peer := f.ws(t, "web")
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	for i := 0; i < pushQueueFrames+100; i++ {
+		peer.token("old")
+	}
+	io := newFakePush(f)
+	io.writes = make(chan string, 1<<14)
+	openLeg(t, f, s, io, nil)
+	peer.token("live")
+	if _, ok := io.waitFor(`"data":"live"`, 3*time.Second); !ok {
+		t.Errorf("a member %d frames behind: the leg never goes live", pushQueueFrames+100)
+	}
 }
