@@ -322,7 +322,9 @@ func (o *object) leave(connID string) {
 		}
 	}
 	o.conv.Leave(connID)
-	o.conv.Untap(connID)
+	if s, ok := o.conv.Untap(connID).(*socket); ok {
+		delete(o.slots, s.slot)
+	}
 }
 
 // socket is a hibernatable workerd WebSocket. entry.mjs adopts it under a

@@ -35,6 +35,8 @@ type MemberRecord struct {
 	// PushOnly: what the member's push leg delivered (acked) or what rode
 	// along is marked read (wire.DeliveryPush).
 	PushOnly bool `json:"push_only,omitempty"`
+	// Joined is the seq at the member's join: its leg never starts before.
+	Joined int64 `json:"joined,omitempty"`
 }
 
 const (
@@ -76,7 +78,14 @@ func (m *memberSocket) Send(out *Outbound) {
 }
 
 func (m *memberSocket) Close(code wire.Close) {
-	m.closeTap(code)
+	why := wire.TapEndClosed
+	switch code {
+	case wire.CloseStreamDisplaced:
+		why = wire.TapEndTakenOver
+	case wire.CloseMagicLinkRotated:
+		why = wire.TapEndRotated
+	}
+	m.closeTap(wire.TapClose(code, why))
 	m.store.Delete(m.record.ConnID)
 }
 
@@ -159,7 +168,7 @@ func (c *Conversation) JoinMemberAs(store MemberStore, conversationID string, re
 	c.Attach(conversationID, p, nil)
 	m.capturing = false
 	// Its own stream_joined is behind it; everything after is to be read.
-	m.record = MemberRecord{Attachment: p.Attachment, Cursor: c.seq, LastSeen: c.now().UnixMilli(), Reader: reader, PushOnly: req.PushOnly}
+	m.record = MemberRecord{Attachment: p.Attachment, Cursor: c.seq, LastSeen: c.now().UnixMilli(), Reader: reader, PushOnly: req.PushOnly, Joined: c.seq}
 	store.Put(m.record)
 	return m.captured[0], nil
 }
@@ -373,7 +382,7 @@ func (c *Conversation) MemberLeave(accountID, streamID string) *wire.Error {
 }
 
 func (c *Conversation) leaveMember(p *Peer, m *memberSocket) {
-	m.closeTap(wire.CloseNotJoined)
+	m.closeTap(wire.TapClose(wire.CloseNotJoined, wire.TapEndLeft))
 	c.Leave(p.ConnID)
 	m.store.Delete(p.ConnID)
 	c.bury(m.store, p.StreamID, m.record.Reader, leftExplicitly)
@@ -390,8 +399,13 @@ func (c *Conversation) ExpireMembers(idle time.Duration) time.Time {
 			continue
 		}
 		deadline := time.UnixMilli(m.record.LastSeen).Add(idle)
+		if m.record.PushOnly && m.tapLive {
+			// A push-only member reads through its leg: alive while it is
+			// open, idle from when it closes (Untap).
+			deadline = now.Add(idle)
+		}
 		if !deadline.After(now) {
-			m.closeTap(wire.CloseNotJoined)
+			m.closeTap(wire.TapClose(wire.CloseNotJoined, wire.TapEndExpired))
 			c.Leave(p.ConnID)
 			m.store.Delete(p.ConnID)
 			continue

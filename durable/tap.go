@@ -68,19 +68,9 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 		}
 		from := max(m.record.Cursor, m.record.Ridden)
 		if after := parsed.Get("after"); after.Type == gjson.Number {
-			from = min(max(after.Int(), 0), c.seq)
+			from = after.Int()
 		}
-		if from < c.seq {
-			if !c.buffer.Covers(from, c.seq) {
-				m.tap.Send(&Outbound{Text: append(strconv.AppendInt([]byte(`{"type":"`+wire.TypeTapTruncated+`","after":`), from, 10), '}')})
-			}
-			for _, e := range c.log.Since(from) {
-				if p.Hears(e.StreamID, e.StreamName) {
-					m.tap.Send(&Outbound{Text: e.Frame})
-				}
-			}
-		}
-		m.tapLive = true
+		c.startTap(p, m, from)
 	case wire.TapAck:
 		seq := min(parsed.Get("seq").Int(), c.seq)
 		changed := false
@@ -96,6 +86,31 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 	}
 }
 
+// startTap sends the tap what the member heard after from (never before
+// its join, never past now), at most wire.TapPage frames, and makes it
+// live once nothing more is due; otherwise it says where more is due.
+func (c *Conversation) startTap(p *Peer, m *memberSocket, from int64) {
+	from = min(max(from, m.record.Joined, 0), c.seq)
+	if from < c.seq && c.buffer.Enabled() {
+		if !c.buffer.Covers(from, c.seq) {
+			m.tap.Send(&Outbound{Text: append(strconv.AppendInt([]byte(`{"type":"`+wire.TypeTapTruncated+`","after":`), from, 10), '}')})
+		}
+		sent := 0
+		for _, e := range c.log.Since(from) {
+			if sent == wire.TapPage {
+				m.tap.Send(&Outbound{Text: wire.EncodeTapMore(from)})
+				return
+			}
+			if p.Hears(e.StreamID, e.StreamName) {
+				m.tap.Send(&Outbound{Text: e.Frame})
+				sent++
+			}
+			from = e.Seq
+		}
+	}
+	m.tapLive = true
+}
+
 // isTap says whether connID names a tap.
 func isTap(connID string) bool { return strings.HasPrefix(connID, TapPrefix) }
 
@@ -108,18 +123,26 @@ func (c *Conversation) Tap(store MemberStore, call wire.MemberCall, socket Socke
 	if refusal != nil {
 		return Attachment{}, refusal
 	}
-	m.closeTap(wire.CloseStreamDisplaced)
+	m.closeTap(wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndReplaced))
 	m.tap, m.tapID, m.tapLive = socket, tapID, !c.buffer.Enabled()
 	return Attachment{ConnID: tapID, StreamID: p.StreamID, Name: p.Name, Owner: p.Owner, Metadata: wire.EmptyObject, TapOf: p.ConnID}, nil
 }
 
-// Untap forgets the tap tapID after its socket closed.
-func (c *Conversation) Untap(tapID string) {
+// Untap forgets the tap tapID after its socket closed, and returns it (nil
+// for none). A push-only member is idle from then on.
+func (c *Conversation) Untap(tapID string) Socket {
 	for _, p := range c.peers {
-		if m, ok := p.Socket.(*memberSocket); ok && m.tapID == tapID {
+		if m, ok := p.Socket.(*memberSocket); ok && m.tap != nil && m.tapID == tapID {
+			tap := m.tap
 			m.tap, m.tapID, m.tapLive = nil, "", false
+			if m.record.PushOnly {
+				m.record.LastSeen = c.now().UnixMilli()
+				m.store.Put(m.record)
+			}
+			return tap
 		}
 	}
+	return nil
 }
 
 // SplitTaps separates the taps among the sockets a woken object found from
@@ -143,15 +166,19 @@ func (c *Conversation) RestoreTaps(taps []Woken) {
 			continue
 		}
 		var m *memberSocket
-		if p := c.byConn[t.TapOf]; p != nil {
+		p := c.byConn[t.TapOf]
+		if p != nil {
 			m, _ = p.Socket.(*memberSocket)
 		}
 		if m == nil {
 			t.Socket.Close(wire.CloseNotJoined)
 			continue
 		}
-		m.closeTap(wire.CloseStreamDisplaced)
-		m.tap, m.tapID, m.tapLive = t.Socket, t.ConnID, true
+		m.closeTap(wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndReplaced))
+		// Whether it had started is not kept: it starts again after what
+		// was delivered (an idle object hibernates with every frame acked).
+		m.tap, m.tapID, m.tapLive = t.Socket, t.ConnID, false
+		c.startTap(p, m, max(m.record.Cursor, m.record.Ridden))
 	}
 }
 

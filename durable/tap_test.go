@@ -10,7 +10,7 @@ import (
 
 // TestTapLifecycle (11.4): a member's push leg receives exactly what the
 // member hears, as it is emitted, without marking it read; it is closed
-// with the reason when the member is taken over or leaves; a tap of an
+// with the reason and why when the member is taken over or leaves; a tap of an
 // absent member is refused; a member has one leg.
 func TestTapLifecycle(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
@@ -44,7 +44,7 @@ func TestTapLifecycle(t *testing.T) {
 	}
 	// A second leg replaces the first.
 	second := &recordingSocket{}
-	if _, refusal := m.conv.Tap(m.store, call, second, TapPrefix+"2"); refusal != nil || len(tap.closes) != 1 || tap.closes[0] != wire.CloseStreamDisplaced {
+	if _, refusal := m.conv.Tap(m.store, call, second, TapPrefix+"2"); refusal != nil || len(tap.closes) != 1 || tap.closes[0] != wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndReplaced) {
 		t.Errorf("a second leg: %v, first closed %v", refusal, tap.closes)
 	}
 	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(nil))
@@ -52,7 +52,7 @@ func TestTapLifecycle(t *testing.T) {
 	takeover := call
 	takeover.Reader = "r2"
 	m.conv.Member(m.store, "join", takeover)
-	if len(second.closes) != 1 || second.closes[0] != wire.CloseStreamDisplaced {
+	if len(second.closes) != 1 || second.closes[0] != wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndTakenOver) {
 		t.Errorf("takeover closed the leg with %v", second.closes)
 	}
 	// Leaving closes the new owner's leg with not_joined.
@@ -60,7 +60,7 @@ func TestTapLifecycle(t *testing.T) {
 	m.conv.Tap(m.store, takeover, third, TapPrefix+"3")
 	m.conv.Receive(TapPrefix+"3", wire.EncodeTapStart(nil))
 	m.conv.Member(m.store, "leave", takeover)
-	if len(third.closes) != 1 || third.closes[0] != wire.CloseNotJoined {
+	if len(third.closes) != 1 || third.closes[0] != wire.TapClose(wire.CloseNotJoined, wire.TapEndLeft) {
 		t.Errorf("leave closed the leg with %v", third.closes)
 	}
 	if _, refusal := m.conv.Tap(m.store, takeover, &recordingSocket{}, TapPrefix+"4"); refusal == nil || refusal.Error != wire.ErrNotJoined.Code {

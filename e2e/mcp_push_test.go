@@ -184,7 +184,7 @@ func TestMCPPushLeg(t *testing.T) {
 		e := nextMessage(t, events, 10*time.Second)
 		params, _ := e.data["params"].(map[string]any)
 		if e.data["method"] != "notifications/ams/token" || params["data"] != "pushed "+string(rune('a'+i)) || e.data["jsonrpc"] != "2.0" ||
-			e.id == "" || e.id != fmt.Sprint(params["seq"]) {
+			!strings.HasPrefix(e.id, fmt.Sprint(params["seq"])+"-") {
 			t.Fatalf("push %d: %v", i, e.data)
 		}
 		latencies = append(latencies, e.at.Sub(sent))

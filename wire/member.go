@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // MemberPath is where the Worker reaches a conversation object for the MCP
@@ -28,12 +29,44 @@ const MemberHeader = "X-AMS-Member"
 //	                           push-only member they are marked read.
 //
 // Frames that left the replay buffer before the start are announced by one
-// TypeTapTruncated frame, {"type":"truncated","after":N}.
+// TypeTapTruncated frame, {"type":"truncated","after":N}. The object sends
+// at most TapPage frames for one start; when more are due it sends
+// {"tap":"more","after":N} after them, and the Worker, once it wrote them,
+// starts again after N.
+//
+// When the object closes a tap, the close reason is the protocol's reason,
+// ":" and why the leg ended (TapEnd*): the member left, expired, was taken
+// over or rotated out, or a newer leg replaced this one. A tap refused
+// because its member is not there closes not_joined with no why.
 const (
 	TapStart         = "start"
 	TapAck           = "ack"
+	TapMore          = "more"
 	TypeTapTruncated = "truncated"
+	TapPage          = 512
+
+	TapEndLeft      = "left"
+	TapEndExpired   = "expired"
+	TapEndTakenOver = "taken_over"
+	TapEndRotated   = "rotated"
+	TapEndReplaced  = "replaced"
+	TapEndClosed    = "closed"
 )
+
+// TapClose is the close of a tap whose leg ended for why.
+func TapClose(c Close, why string) Close { return Close{Code: c.Code, Reason: c.Reason + ":" + why} }
+
+// SplitTapClose splits a tap's close reason into the protocol's reason and
+// why (empty for a refusal).
+func SplitTapClose(reason string) (protocol, why string) {
+	protocol, why, _ = strings.Cut(reason, ":")
+	return protocol, why
+}
+
+// EncodeTapMore is the object's "more is due after N" message.
+func EncodeTapMore(after int64) []byte {
+	return append(strconv.AppendInt([]byte(`{"tap":"more","after":`), after, 10), '}')
+}
 
 // EncodeTapStart is the start message of a push leg.
 func EncodeTapStart(after *int64) []byte {

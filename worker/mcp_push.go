@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -60,8 +62,9 @@ var (
 // PushLeg is one open push leg.
 type PushLeg struct {
 	c *mcpCall
-	// after is the request's Last-Event-ID, for the first tap.
-	after *int64
+	// lastSeq and lastTag are the request's Last-Event-ID (parseEventID).
+	lastSeq int64
+	lastTag string
 }
 
 // isPushPath reports whether path is /mcp or a magic link's.
@@ -111,11 +114,36 @@ func (s *Service) OpenPush(r *http.Request) (leg *PushLeg, ok bool, err error) {
 		return nil, true, fail(wire.ErrSessionNotFound, "unknown Mcp-Session-Id: initialize a new session")
 	}
 	c.session = &sess
-	leg = &PushLeg{c: c}
-	if last, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Last-Event-ID")), 10, 64); err == nil && last >= 0 {
-		leg.after = &last
+	// A session that ended is a 404, as for any request that names it.
+	if _, err := c.sessionOp(ctx, "get", ""); err != nil {
+		return nil, true, err
 	}
+	leg = &PushLeg{c: c}
+	leg.lastSeq, leg.lastTag = parseEventID(r.Header.Get("Last-Event-ID"))
 	return leg, true, nil
+}
+
+// An SSE id is "<seq>-<tag>": the frame's seq in its conversation and a tag
+// of the member it was pushed to (memberTag), so ids never repeat across
+// the members a session joins, and a Last-Event-ID only ever moves the leg
+// of the member that saw it.
+func eventID(seq int64, tag string) []byte {
+	return append(append(strconv.AppendInt(nil, seq, 10), '-'), tag...)
+}
+
+func parseEventID(id string) (int64, string) {
+	seq, tag, ok := strings.Cut(strings.TrimSpace(id), "-")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 0 || tag == "" {
+		return 0, ""
+	}
+	return n, tag
+}
+
+// memberTag names a member (conversation, stream and reader) in 8 hex.
+func memberTag(call wire.MemberCall) string {
+	sum := sha256.Sum256([]byte(call.ConversationID + "\x00" + call.StreamID + "\x00" + call.Reader))
+	return hex.EncodeToString(sum[:4])
 }
 
 // member reads the session's binding: the member call of its member and
@@ -130,8 +158,12 @@ func (l *PushLeg) member(ctx context.Context) (call wire.MemberCall, handle stri
 		return call, "", false, nil
 	}
 	t, err := l.c.fromHandle(ctx, h, false)
+	var refused *apiError
+	if errors.As(err, &refused) {
+		return call, st.Handle, false, nil // stale, or not this caller's
+	}
 	if err != nil {
-		return call, st.Handle, false, nil
+		return call, st.Handle, false, err
 	}
 	return t.call, st.Handle, true, nil
 }
@@ -149,15 +181,12 @@ type pushSocket interface {
 	Stop()
 }
 
-// errTapRefused is a tap the conversation refused: the member is not there.
-var errTapRefused = errors.New("the conversation refused the push leg: the member is not joined")
-
 // pushIO is what the push loop needs of the platform.
 type pushIO interface {
 	// Write sends bytes of the SSE answer; an error means the client left.
 	Write([]byte) error
-	// Tap opens the push leg of the member on its conversation's object
-	// (errTapRefused when the member is not there).
+	// Tap opens the push leg of the member on its conversation's object;
+	// one the object refuses closes at once, not_joined with no why.
 	Tap(ctx context.Context, call wire.MemberCall) (pushSocket, error)
 	// Watch opens the watch of the session nonce's object: a message means
 	// the session was bound or ended.
@@ -179,15 +208,16 @@ type pushLoop struct {
 	leg *PushLeg
 	io  pushIO
 	ctx context.Context
-	// tap is the member's open tap and tapped the handle it taps; lastSeq
-	// is the last seq written from it (zero for none yet).
+	// tap is the member's open tap, tapped the handle it taps and tag its
+	// memberTag; lastSeq is the last seq written from it (zero for none).
 	tap     pushSocket
 	tapped  string
+	tag     string
 	lastSeq int64
 	// watch is the session's watch, nil when it could not be opened.
 	watch pushSocket
 	// recheck fires when the binding is to be read again (no watch, or a
-	// tap that failed); retry is the backoff of failed taps.
+	// failure to retry); retry is the backoff of failures.
 	recheck     <-chan struct{}
 	stopRecheck func()
 	retry       time.Duration
@@ -198,8 +228,14 @@ func (p *pushLoop) after(d time.Duration) {
 	p.recheck, p.stopRecheck = p.io.Timer(d)
 }
 
+// backoff reads the binding again after the next backoff step.
+func (p *pushLoop) backoff() {
+	p.after(p.retry)
+	p.retry = min(p.retry*2, pushRetryMax)
+}
+
 // follow reads the binding and taps its member if it is not tapped yet;
-// false means the session ended.
+// false means the session ended. Failures are retried with backoff.
 func (p *pushLoop) follow() bool {
 	p.stopRecheck()
 	p.recheck, p.stopRecheck = nil, func() {}
@@ -209,34 +245,35 @@ func (p *pushLoop) follow() bool {
 		}
 	}
 	call, handle, joined, err := p.leg.member(p.ctx)
-	if err != nil {
+	if errors.Is(err, errSessionEnded) {
 		return false
+	}
+	if err != nil {
+		p.backoff()
+		return true
 	}
 	if p.tap != nil && handle != p.tapped {
 		p.tap.Stop()
 		p.tap = nil
 	}
 	if p.tap == nil && joined {
+		tag := memberTag(call)
 		var after *int64
 		switch {
 		case handle == p.tapped && p.lastSeq > 0:
 			after = &p.lastSeq
-		case p.leg.after != nil:
-			after = p.leg.after
+		case p.leg.lastTag == tag:
+			after = &p.leg.lastSeq
 		}
 		tap, err := p.io.Tap(p.ctx, call)
-		switch {
-		case err == nil:
+		if err != nil {
+			p.backoff()
+		} else {
 			tap.Send(wire.EncodeTapStart(after))
 			if handle != p.tapped {
 				p.lastSeq = 0
 			}
-			p.tap, p.tapped, p.retry, p.leg.after = tap, handle, pushBindingPoll, nil
-		case errors.Is(err, errTapRefused) && p.watch != nil:
-			// Not there: the session binds again when it (re)joins.
-		default:
-			p.after(p.retry)
-			p.retry = min(p.retry*2, pushRetryMax)
+			p.tap, p.tapped, p.tag, p.leg.lastTag = tap, handle, tag, ""
 		}
 	}
 	if p.watch == nil && p.recheck == nil {
@@ -245,21 +282,58 @@ func (p *pushLoop) follow() bool {
 	return true
 }
 
-// frames renders the tap's frames as SSE events and returns the last seq.
-func frameEvents(frames [][]byte) (out []byte, last int64) {
-	for _, f := range frames {
-		seq := gjson.GetBytes(f, "seq").Int()
-		if seq > 0 {
-			out = strconv.AppendInt(append(out, "id: "...), seq, 10)
-			out = append(out, '\n')
-			last = seq
-		}
-		out = append(out, sseEvent(pushNotification(f))...)
-	}
-	return out, last
+// tapped is what one batch of a tap's messages comes to.
+type tapped struct {
+	out  []byte // SSE events to write
+	last int64  // the last seq among them
+	more *int64 // the object has more after this seq (wire.TapMore)
 }
 
-// Run serves the leg until the client leaves or the session ends.
+// render turns a tap's messages into SSE events, each frame with its id.
+func (p *pushLoop) render(messages [][]byte) (r tapped) {
+	for _, m := range messages {
+		if gjson.GetBytes(m, "tap").Str == wire.TapMore {
+			after := gjson.GetBytes(m, "after").Int()
+			r.more = &after
+			continue
+		}
+		if seq := gjson.GetBytes(m, "seq").Int(); seq > 0 {
+			r.out = append(append(append(r.out, "id: "...), eventID(seq, p.tag)...), '\n')
+			r.last = seq
+		}
+		r.out = append(r.out, sseEvent(pushNotification(m))...)
+	}
+	return r
+}
+
+// ended handles the close of the tap: what the client is told, and whether
+// the leg goes on (false: a newer leg replaced it).
+func (p *pushLoop) ended(closed wire.Close) (out []byte, goOn bool) {
+	p.tap.Stop()
+	p.tap = nil
+	reason, why := wire.SplitTapClose(closed.Reason)
+	switch {
+	case why == wire.TapEndReplaced:
+		return nil, false
+	case why != "":
+		// The member ended: say so, and wait for the session to join again.
+		return sseEvent(closedNotification(reason, closed.Code, why)), true
+	case closed.Code == wire.CloseNotJoined.Code:
+		// Refused: the member is not there (yet); the session binds again
+		// when it joins, and without a watch follow polls.
+		if p.watch == nil {
+			p.after(pushBindingPoll)
+		}
+		return nil, true
+	default:
+		// The object went away, failed, or this leg fell behind: tap again.
+		p.backoff()
+		return nil, true
+	}
+}
+
+// Run serves the leg until the client leaves, the session ends or a newer
+// leg of the session replaces it.
 func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 	if io.Write(sseOpen) != nil {
 		return
@@ -277,7 +351,7 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 		}
 	}()
 	ended := func() {
-		_ = io.Write(sseEvent(closedNotification("session_ended", 0)))
+		_ = io.Write(sseEvent(closedNotification("session_ended", 0, "")))
 	}
 	if !p.follow() {
 		ended()
@@ -291,15 +365,14 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 		if p.watch != nil {
 			watchReady = p.watch.Ready()
 		}
-		var out []byte
-		var last int64
-		check := false
+		var batch tapped
+		check, goOn := false, true
 		select {
 		case <-ctx.Done():
 			return
 		case <-keep:
 			keep, stopKeep = io.Timer(keepalive)
-			out = sseKeepalive
+			batch.out = sseKeepalive
 		case <-p.recheck:
 			check = true
 		case <-watchReady:
@@ -309,28 +382,31 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 			}
 			check = true
 		case <-tapReady:
-			frames, closed := p.tap.Take()
-			out, last = frameEvents(frames)
+			messages, closed := p.tap.Take()
+			batch = p.render(messages)
 			if closed != nil {
-				p.tap.Stop()
-				p.tap = nil
-				if closed.Code >= 4000 {
-					out = append(out, sseEvent(closedNotification(closed.Reason, closed.Code))...)
-				} else {
-					check = true // the object went away, not the member
+				var note []byte
+				note, goOn = p.ended(*closed)
+				batch.out = append(batch.out, note...)
+			}
+		}
+		if len(batch.out) > 0 {
+			if io.Write(batch.out) != nil {
+				return
+			}
+			if batch.last > 0 {
+				p.lastSeq = batch.last
+				p.retry = pushBindingPoll
+				if p.tap != nil {
+					p.tap.Send(wire.EncodeTapAck(batch.last))
 				}
 			}
 		}
-		if len(out) > 0 {
-			if io.Write(out) != nil {
-				return
-			}
-			if last > 0 {
-				p.lastSeq = last
-				if p.tap != nil {
-					p.tap.Send(wire.EncodeTapAck(last))
-				}
-			}
+		if batch.more != nil && p.tap != nil {
+			p.tap.Send(wire.EncodeTapStart(batch.more))
+		}
+		if !goOn {
+			return
 		}
 		if check && !p.follow() {
 			ended()
@@ -350,9 +426,14 @@ func pushNotification(frame []byte) []byte {
 	return append([]byte(`{"jsonrpc":"2.0",`), note[1:]...)
 }
 
-// closedNotification says the member's leg ended, and why.
-func closedNotification(reason string, code int) []byte {
-	return wire.MarshalVerbatim(rpcNotification("notifications/ams/closed", map[string]any{"reason": reason, "code": code}))
+// closedNotification says the member's leg ended: the protocol's code and
+// reason, and why (left, expired, taken_over, rotated) when known.
+func closedNotification(reason string, code int, why string) []byte {
+	params := map[string]any{"reason": reason, "code": code}
+	if why != "" {
+		params["why"] = why
+	}
+	return wire.MarshalVerbatim(rpcNotification("notifications/ams/closed", params))
 }
 
 // tapQueue is a socket's messages (a tap's frames, a watch's signals) as the platform's callbacks deliver them:

@@ -30,12 +30,15 @@ func servePush(env js.Value, leg *PushLeg) js.Value {
 			if r := recover(); r != nil {
 				fmt.Fprintf(os.Stderr, "ams: push leg: panic %v\n", r)
 			}
-			writer.Call("close").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+			writer.Call("close").Call("catch", ignoreRejection)
 		}()
 		leg.Run(context.Background(), jsPush{env: env, writer: writer}, PushKeepalive)
 	}()
 	return js.Global().Get("Response").New(stream.Get("readable"), init)
 }
+
+// ignoreRejection is the one catch handler of closing a leg's stream.
+var ignoreRejection = js.FuncOf(func(js.Value, []js.Value) any { return nil })
 
 type jsPush struct {
 	env    js.Value
@@ -85,13 +88,29 @@ func openSocket(stub js.Value, path string, header http.Header) (*tapQueue, erro
 	}
 	ws := res.Get("webSocket")
 	if ws.IsNull() || ws.IsUndefined() {
-		return nil, errTapRefused
+		return nil, fmt.Errorf("%s: no WebSocket in the answer (%d)", path, res.Get("status").Int())
 	}
+	// The callbacks are released once: at the close event, or when the leg
+	// stops the socket (the close event may never come once the leg's
+	// request is gone), after which JS no longer calls them.
 	var onMessage, onClose js.Func
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			_ = bridge.Try(func() {
+				ws.Call("removeEventListener", "message", onMessage)
+				ws.Call("removeEventListener", "close", onClose)
+			})
+			onMessage.Release()
+			onClose.Release()
+		}
+	}
 	q := newTapQueue(func(msg []byte) {
 		_ = bridge.Try(func() { ws.Call("send", string(msg)) })
 	}, func() {
 		_ = bridge.Try(func() { ws.Call("close", 1000) })
+		release()
 	})
 	onMessage = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if data := args[0].Get("data"); data.Type() == js.TypeString {
@@ -105,8 +124,7 @@ func openSocket(stub js.Value, path string, header http.Header) (*tapQueue, erro
 			code, reason = args[0].Get("code").Int(), args[0].Get("reason").String()
 		}
 		q.Closed(wire.Close{Code: code, Reason: reason})
-		onMessage.Release()
-		onClose.Release()
+		release()
 		return nil
 	})
 	ws.Call("addEventListener", "message", onMessage)

@@ -114,8 +114,8 @@ func joinedAgent(t *testing.T) (*mcpFixture, *wsPeer, *session) {
 	return f, peer, s
 }
 
-// eventID is the SSE id of the first event of a write.
-func eventID(t *testing.T, write string) string {
+// sseID is the SSE id of the first event of a write.
+func sseID(t *testing.T, write string) string {
 	t.Helper()
 	id, ok := strings.CutPrefix(strings.SplitN(write, "\n", 2)[0], "id: ")
 	if !ok {
@@ -139,8 +139,8 @@ func TestPushLegRun(t *testing.T) {
 	s.ok("ams_join", map[string]any{"stream_name": "agent"})
 	peer.emit(`{"type":"token","data":"<b>&amp;"}`)
 	got := io.next(t, "notifications/ams/token")
-	seq := eventID(t, got)
-	want := "id: " + seq + "\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/ams/token\",\"params\":{"
+	seq := strings.SplitN(got[len("id: "):], "-", 2)[0]
+	want := "id: " + sseID(t, got) + "\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/ams/token\",\"params\":{"
 	if !strings.HasPrefix(got, want) || !strings.Contains(got, `"data":"<b>&amp;"}}`) || !strings.Contains(got, `"seq":`+seq+",") {
 		t.Errorf("pushed %q", got)
 	}
@@ -202,7 +202,7 @@ func TestPushLegResume(t *testing.T) {
 	first := newFakePush(f)
 	_, stop := openLeg(t, f, s, first, nil)
 	peer.token("one")
-	seen := eventID(t, first.next(t, `"data":"one"`))
+	seen := sseID(t, first.next(t, `"data":"one"`))
 	peer.token("two")
 	first.next(t, `"data":"two"`)
 	stop()

@@ -289,7 +289,8 @@ func (o *fakeObjects) Tap(call wire.MemberCall) (*tapQueue, error) {
 		q.Closed(wire.Close{Code: 1000})
 	})
 	if _, refusal := c.conv.Tap(c.members, call, tapSocket{q}, tapID); refusal != nil {
-		return nil, errTapRefused
+		// As members_js.go refuses: the upgrade succeeds, then closes.
+		q.Closed(wire.CloseNotJoined)
 	}
 	return q, nil
 }

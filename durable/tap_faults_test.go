@@ -1,6 +1,7 @@
 package durable
 
-// Review of the push leg (69741ca..ebf8d8f): tests that demonstrate defects.
+// Faults of the push leg found in review of 69741ca..ebf8d8f (each test
+// failed there).
 
 import (
 	"strings"
@@ -10,12 +11,12 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// TestReviewPushOnlyLegKeepsMemberAlive: a push-only member (delivery
+// TestPushOnlyLegKeepsMemberAlive: a push-only member (delivery
 // "push": a client that acts on pushed notifications and need not poll)
 // whose leg is open and acking every frame is still expired after
 // MemberIdle without a tool call: acks never touch LastSeen, so the leg is
 // closed not_joined and nothing more is pushed until the client calls.
-func TestReviewPushOnlyLegKeepsMemberAlive(t *testing.T) {
+func TestPushOnlyLegKeepsMemberAlive(t *testing.T) {
 	const idle = 10 * time.Minute
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _ := m.ws("acc_W", "web", false, "")
@@ -42,11 +43,11 @@ func TestReviewPushOnlyLegKeepsMemberAlive(t *testing.T) {
 	}
 }
 
-// TestReviewRestoredTapBeforeStart: a tap that was accepted but had not
+// TestRestoredTapStartsAgain: a tap that was accepted but had not
 // started when the object was rebuilt (hibernation, or the rebuild after a
 // recovered panic) is restored live, so its start is ignored and the frames
 // between the join and the tap are never pushed.
-func TestReviewRestoredTapBeforeStart(t *testing.T) {
+func TestRestoredTapStartsAgain(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _ := m.ws("acc_W", "web", false, "")
 	req := joinRequest("acc_M", "agent", false, "")

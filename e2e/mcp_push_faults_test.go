@@ -9,14 +9,14 @@ import (
 	"github.com/ams-dev/ams/client"
 )
 
-// TestReviewPushLastEventIDAcrossConversations (review of ebf8d8f): SSE ids
+// TestMCPPushLastEventIDAcrossConversations (review of ebf8d8f): SSE ids
 // are seqs of whichever conversation the session is bound to. A session
 // that joined A, saw ids up to N there, then joined B and dropped its GET
 // before any frame of B reached it, reconnects with Last-Event-ID N (the
 // last id it saw). The object of B takes N as a position in B: what B's
 // peer said meanwhile is never pushed, and for a push-only member the
 // next ack marks it read, so ams_recv never returns it either.
-func TestReviewPushLastEventIDAcrossConversations(t *testing.T) {
+func TestMCPPushLastEventIDAcrossConversations(t *testing.T) {
 	acc := newAccount(t)
 	convA := mint(t, acc, client.NewConversation{})
 	convB := mint(t, acc, client.NewConversation{})
