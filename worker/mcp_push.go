@@ -264,6 +264,12 @@ func (p *pushLoop) follow() bool {
 			after = &p.lastSeq
 		case p.leg.lastTag == tag:
 			after = &p.leg.lastSeq
+		case p.leg.lastTag != "":
+			// The client's last id is another member's (the session joined
+			// this one since): it saw nothing of this member, so from its
+			// join (the object starts no earlier).
+			var fromJoin int64
+			after = &fromJoin
 		}
 		tap, err := p.io.Tap(p.ctx, call)
 		if err != nil {
