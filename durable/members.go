@@ -399,7 +399,7 @@ func (c *Conversation) ExpireMembers(idle time.Duration) time.Time {
 			continue
 		}
 		deadline := time.UnixMilli(m.record.LastSeen).Add(idle)
-		if m.record.PushOnly && m.tapLive {
+		if m.record.PushOnly && m.tap != nil {
 			// A push-only member reads through its leg: alive while it is
 			// open, idle from when it closes (Untap).
 			deadline = now.Add(idle)

@@ -39,10 +39,25 @@ func RegisterSession() {
 }
 
 // sessionAlarm takes (self): the session was not bound or ended for
-// wire.MCPSessionRetention, so its storage is dropped.
+// wire.MCPSessionRetention, so its storage is dropped — but for the mark of
+// an ended session, so its id never works again.
 func sessionAlarm(args []js.Value) any {
-	args[0].Get("ctx").Get("storage").Call("deleteAll")
+	storage := args[0].Get("ctx").Get("storage")
+	ended := SessionState{}
+	if hasSessionTable(newSQLStorage(storage)) {
+		ended = sqlSessionStore{newSQLStorage(storage)}.Load()
+	}
+	storage.Call("deleteAll")
+	if ended.Ended {
+		sql := newSQLStorage(storage)
+		sql.Exec("CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+		sqlSessionStore{sql}.Save(SessionState{Ended: true})
+	}
 	return nil
+}
+
+func hasSessionTable(sql sqlStorage) bool {
+	return bridge.Try(func() { sql.Exec("SELECT 1 FROM session LIMIT 1") }) == nil
 }
 
 // notifyWatchers tells every push leg watching the session that it was
@@ -72,6 +87,12 @@ func sessionFetch(args []js.Value) any {
 		return bridge.UpgradeResponse(client, nil)
 	}
 	sql := newSQLStorage(self.Get("ctx").Get("storage"))
+	if op == "get" && !hasSessionTable(sql) {
+		// Never bound: answer without writing, so reading a session that
+		// never joins leaves no storage behind.
+		raw, _ := json.Marshal(SessionState{})
+		return bridge.NewResponse(http.StatusOK, http.Header{"Content-Type": {"application/json"}}, raw)
+	}
 	sql.Exec("CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
 	var in SessionState
 	if body.Type() == js.TypeString && body.String() != "" {

@@ -63,6 +63,9 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 	parsed := gjson.ParseBytes(msg)
 	switch parsed.Get("tap").Str {
 	case wire.TapStart:
+		if ack := parsed.Get("ack"); ack.Type == gjson.Number {
+			c.tapAck(m, ack.Int())
+		}
 		if m.tapLive {
 			return
 		}
@@ -72,17 +75,22 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 		}
 		c.startTap(p, m, from)
 	case wire.TapAck:
-		seq := min(parsed.Get("seq").Int(), c.seq)
-		changed := false
-		if seq > m.record.Ridden {
-			m.record.Ridden, changed = seq, true
-		}
-		if m.record.PushOnly && seq > m.record.Cursor {
-			m.record.Cursor, changed = seq, true
-		}
-		if changed {
-			m.store.Put(m.record)
-		}
+		c.tapAck(m, parsed.Get("seq").Int())
+	}
+}
+
+// tapAck records that the member's leg wrote its frames through seq.
+func (c *Conversation) tapAck(m *memberSocket, seq int64) {
+	seq = min(seq, c.seq)
+	changed := false
+	if seq > m.record.Ridden {
+		m.record.Ridden, changed = seq, true
+	}
+	if m.record.PushOnly && seq > m.record.Cursor {
+		m.record.Cursor, changed = seq, true
+	}
+	if changed {
+		m.store.Put(m.record)
 	}
 }
 
@@ -166,8 +174,7 @@ func (c *Conversation) RestoreTaps(taps []Woken) {
 			continue
 		}
 		var m *memberSocket
-		p := c.byConn[t.TapOf]
-		if p != nil {
+		if p := c.byConn[t.TapOf]; p != nil {
 			m, _ = p.Socket.(*memberSocket)
 		}
 		if m == nil {
@@ -175,10 +182,9 @@ func (c *Conversation) RestoreTaps(taps []Woken) {
 			continue
 		}
 		m.closeTap(wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndReplaced))
-		// Whether it had started is not kept: it starts again after what
-		// was delivered (an idle object hibernates with every frame acked).
+		// Silent until the Worker, which knows what it wrote, starts it again.
 		m.tap, m.tapID, m.tapLive = t.Socket, t.ConnID, false
-		c.startTap(p, m, max(m.record.Cursor, m.record.Ridden))
+		m.tap.Send(&Outbound{Text: []byte(`{"tap":"` + wire.TapRestart + `"}`)})
 	}
 }
 

@@ -31,7 +31,7 @@ func TestPushOnlyLegKeepsMemberAlive(t *testing.T) {
 	if _, refusal := m.conv.Tap(m.store, call, tap, TapPrefix+"1"); refusal != nil {
 		t.Fatal(refusal)
 	}
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	for i := 0; i < 15; i++ { // a frame a minute, each written and acked
 		m.now = m.now.Add(time.Minute)
 		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"tick"}`))
@@ -43,10 +43,10 @@ func TestPushOnlyLegKeepsMemberAlive(t *testing.T) {
 	}
 }
 
-// TestRestoredTapStartsAgain: a tap that was accepted but had not
-// started when the object was rebuilt (hibernation, or the rebuild after a
-// recovered panic) is restored live, so its start is ignored and the frames
-// between the join and the tap are never pushed.
+// TestRestoredTapStartsAgain: a tap that was accepted but had not started
+// when the object was rebuilt (hibernation, or the rebuild after a
+// recovered panic) still gets, at its start, the frames between the join
+// and the tap (it failed on ebf8d8f, where a restored tap was live).
 func TestRestoredTapStartsAgain(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _ := m.ws("acc_W", "web", false, "")
@@ -66,7 +66,7 @@ func TestRestoredTapStartsAgain(t *testing.T) {
 	back, _ := DecodeAttachment(encoded)
 	_, taps := SplitTaps([]Woken{{Peer: &Peer{Attachment: back, Socket: tap}, Open: true}})
 	m.conv.RestoreTaps(taps)
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	if got := strings.Join(datas(tap.frames()), ","); got != "x,y" {
 		t.Errorf("the leg's start after a rebuild sent %q, want x,y", got)
 	}

@@ -28,7 +28,7 @@ func TestTapLifecycle(t *testing.T) {
 	if refusal != nil || a.TapOf == "" || a.ConnID != TapPrefix+"1" {
 		t.Fatalf("tap: %+v %+v", a, refusal)
 	}
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	web.reset()
 	m.conv.Receive(m.conv.peers[0].ConnID, []byte(`{"type":"token","data":"to the leg"}`))
 	own := call
@@ -47,7 +47,7 @@ func TestTapLifecycle(t *testing.T) {
 	if _, refusal := m.conv.Tap(m.store, call, second, TapPrefix+"2"); refusal != nil || len(tap.closes) != 1 || tap.closes[0] != wire.TapClose(wire.CloseStreamDisplaced, wire.TapEndReplaced) {
 		t.Errorf("a second leg: %v, first closed %v", refusal, tap.closes)
 	}
-	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(nil, 0))
 	// Takeover by another reader closes the leg, saying so.
 	takeover := call
 	takeover.Reader = "r2"
@@ -58,7 +58,7 @@ func TestTapLifecycle(t *testing.T) {
 	// Leaving closes the new owner's leg with not_joined.
 	third := &recordingSocket{}
 	m.conv.Tap(m.store, takeover, third, TapPrefix+"3")
-	m.conv.Receive(TapPrefix+"3", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"3", wire.EncodeTapStart(nil, 0))
 	m.conv.Member(m.store, "leave", takeover)
 	if len(third.closes) != 1 || third.closes[0] != wire.TapClose(wire.CloseNotJoined, wire.TapEndLeft) {
 		t.Errorf("leave closed the leg with %v", third.closes)
@@ -99,7 +99,7 @@ func TestTapStart(t *testing.T) {
 		if f := tap.frames(); len(f) != 0 {
 			t.Fatalf("a tap that did not start got %q", f)
 		}
-		m.conv.Receive(tapID, wire.EncodeTapStart(nil))
+		m.conv.Receive(tapID, wire.EncodeTapStart(nil, 0))
 		token("c")
 		got := datas(tap.frames())
 		if strings.Join(got, ",") != "a,b,c" {
@@ -126,18 +126,18 @@ func TestTapStart(t *testing.T) {
 		token("d")
 		next := &recordingSocket{}
 		m.conv.Tap(m.store, call, next, tapID+"2")
-		m.conv.Receive(tapID+"2", wire.EncodeTapStart(nil))
+		m.conv.Receive(tapID+"2", wire.EncodeTapStart(nil, 0))
 		if got := strings.Join(datas(next.frames()), ","); got != "d" {
 			t.Errorf("pushOnly %v: a new leg got %s", pushOnly, got)
 		}
 		resumed := &recordingSocket{}
 		from := lastSeq - 2
 		m.conv.Tap(m.store, call, resumed, tapID+"3")
-		m.conv.Receive(tapID+"3", wire.EncodeTapStart(&from))
+		m.conv.Receive(tapID+"3", wire.EncodeTapStart(&from, 0))
 		if got := strings.Join(datas(resumed.frames()), ","); got != "b,c,d" {
 			t.Errorf("pushOnly %v: a leg resumed after a got %s", pushOnly, got)
 		}
-		m.conv.Receive(tapID+"3", wire.EncodeTapStart(nil)) // a second start does nothing
+		m.conv.Receive(tapID+"3", wire.EncodeTapStart(nil, 0)) // a second start does nothing
 		if n := len(resumed.frames()); n != 3 {
 			t.Errorf("a second start sent again: %d frames", n)
 		}
@@ -157,7 +157,7 @@ func TestTapStart(t *testing.T) {
 	}
 	tap := &recordingSocket{}
 	m.conv.Tap(m.store, call, tap, TapPrefix+"t")
-	m.conv.Receive(TapPrefix+"t", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"t", wire.EncodeTapStart(nil, 0))
 	f := tap.frames()
 	if len(f) != 3 || !strings.HasPrefix(f[0], `{"type":"truncated","after":`) || strings.Join(datas(f[1:]), ",") != "3,4" {
 		t.Errorf("a start before the buffer got %q", f)
@@ -184,8 +184,9 @@ func frameTexts(frames []json.RawMessage) []string {
 	return out
 }
 
-// TestRestoreTaps: after a wake, a tap goes back to its member, a tap whose
-// member is gone is closed, and neither becomes a stream.
+// TestRestoreTaps: after a wake, a tap goes back to its member, silent until
+// the Worker starts it again (wire.TapRestart); a tap whose member is gone
+// is closed, and neither becomes a stream.
 func TestRestoreTaps(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	req := joinRequest("acc_M", "agent", false, "")
@@ -205,11 +206,18 @@ func TestRestoreTaps(t *testing.T) {
 	if len(orphan.closes) != 1 || orphan.closes[0] != wire.CloseNotJoined || len(live.closes) != 0 {
 		t.Errorf("orphan closed %v, live closed %v", orphan.closes, live.closes)
 	}
+	// Silent, asking the Worker to start it again, then live after the start.
 	m.ws("acc_W", "web", false, "")
-	if f := live.frames(); len(f) != 1 || !strings.Contains(f[0], `"type":"stream_joined"`) {
-		t.Errorf("the restored leg got %q", f)
+	if f := live.frames(); len(f) != 1 || f[0] != `{"tap":"restart"}` {
+		t.Fatalf("the restored leg got %q before its start", f)
 	}
-	if m.conv.Len() != 2 {
+	joinedSeq := m.conv.Seq()
+	m.conv.Receive(TapPrefix+"a", wire.EncodeTapStart(nil, 0))
+	m.ws("acc_W", "web2", false, "")
+	if f := live.frames(); len(f) != 3 || !strings.Contains(f[1], `"stream_name":"web"`) || !strings.Contains(f[2], `"stream_name":"web2"`) {
+		t.Errorf("the restarted leg got %q (web joined at %d)", f, joinedSeq)
+	}
+	if m.conv.Len() != 3 { // the member, web and web2
 		t.Errorf("taps became streams: %d", m.conv.Len())
 	}
 }

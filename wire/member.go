@@ -34,6 +34,10 @@ const MemberHeader = "X-AMS-Member"
 // {"tap":"more","after":N} after them, and the Worker, once it wrote them,
 // starts again after N.
 //
+// An object rebuilt (woken, or after a panic) holds its taps silent again
+// and sends each {"tap":"restart"}: the Worker starts it again after what it
+// wrote, so nothing is lost or written twice across the rebuild.
+//
 // When the object closes a tap, the close reason is the protocol's reason,
 // ":" and why the leg ended (TapEnd*): the member left, expired, was taken
 // over or rotated out, or a newer leg replaced this one. A tap refused
@@ -42,6 +46,7 @@ const (
 	TapStart         = "start"
 	TapAck           = "ack"
 	TapMore          = "more"
+	TapRestart       = "restart"
 	TypeTapTruncated = "truncated"
 	TapPage          = 512
 
@@ -68,11 +73,15 @@ func EncodeTapMore(after int64) []byte {
 	return append(strconv.AppendInt([]byte(`{"tap":"more","after":`), after, 10), '}')
 }
 
-// EncodeTapStart is the start message of a push leg.
-func EncodeTapStart(after *int64) []byte {
+// EncodeTapStart is the start message of a push leg; ack, when positive,
+// acks what the leg wrote through ack before (as wire.TapAck).
+func EncodeTapStart(after *int64, ack int64) []byte {
 	b := []byte(`{"tap":"start"`)
 	if after != nil {
 		b = strconv.AppendInt(append(b, `,"after":`...), *after, 10)
+	}
+	if ack > 0 {
+		b = strconv.AppendInt(append(b, `,"ack":`...), ack, 10)
 	}
 	return append(b, '}')
 }

@@ -44,6 +44,9 @@ import (
 const (
 	// PushKeepalive is the interval of the leg's keepalive comments.
 	PushKeepalive = 15 * time.Second
+	// PushWriteTimeout bounds one write of the leg: a client that stopped
+	// reading for that long is gone.
+	PushWriteTimeout = 30 * time.Second
 	// pushBindingPoll is how often a leg without a watch rereads the binding,
 	// and the first backoff of a tap that failed.
 	pushBindingPoll = 2 * time.Second
@@ -214,8 +217,17 @@ type pushLoop struct {
 	tapped  string
 	tag     string
 	lastSeq int64
-	// watch is the session's watch, nil when it could not be opened.
-	watch pushSocket
+	// startAfter is where the first tap of the member started, for a retap
+	// before anything was written.
+	startAfter *int64
+	// replaced is the handle a newer leg took from this one: this leg does
+	// not tap it again (the two would replace each other as clients
+	// reconnect), it stays open and idle until the session joins another.
+	replaced string
+	// watch is the session's watch, nil when it could not be opened;
+	// watchAt is when to open it again after it closed.
+	watch   pushSocket
+	watchAt time.Time
 	// recheck fires when the binding is to be read again (no watch, or a
 	// failure to retry); retry is the backoff of failures.
 	recheck     <-chan struct{}
@@ -239,7 +251,7 @@ func (p *pushLoop) backoff() {
 func (p *pushLoop) follow() bool {
 	p.stopRecheck()
 	p.recheck, p.stopRecheck = nil, func() {}
-	if p.watch == nil {
+	if p.watch == nil && !time.Now().Before(p.watchAt) {
 		if w, err := p.io.Watch(p.ctx, p.leg.c.session.Nonce); err == nil {
 			p.watch = w
 		}
@@ -256,12 +268,14 @@ func (p *pushLoop) follow() bool {
 		p.tap.Stop()
 		p.tap = nil
 	}
-	if p.tap == nil && joined {
+	if p.tap == nil && joined && handle != p.replaced {
 		tag := memberTag(call)
 		var after *int64
 		switch {
 		case handle == p.tapped && p.lastSeq > 0:
 			after = &p.lastSeq
+		case handle == p.tapped:
+			after = p.startAfter
 		case p.leg.lastTag == tag:
 			after = &p.leg.lastSeq
 		case p.leg.lastTag != "":
@@ -275,11 +289,11 @@ func (p *pushLoop) follow() bool {
 		if err != nil {
 			p.backoff()
 		} else {
-			tap.Send(wire.EncodeTapStart(after))
 			if handle != p.tapped {
-				p.lastSeq = 0
+				p.lastSeq, p.startAfter = 0, after
 			}
 			p.tap, p.tapped, p.tag, p.leg.lastTag = tap, handle, tag, ""
+			p.start(after)
 		}
 	}
 	if p.watch == nil && p.recheck == nil {
@@ -288,22 +302,45 @@ func (p *pushLoop) follow() bool {
 	return true
 }
 
+// start sends the tap its start, with the ack of what this leg already
+// wrote to the member (an ack the object may have missed when the previous
+// tap closed).
+func (p *pushLoop) start(after *int64) {
+	p.tap.Send(wire.EncodeTapStart(after, p.lastSeq))
+}
+
 // tapped is what one batch of a tap's messages comes to.
 type tapped struct {
 	out  []byte // SSE events to write
 	last int64  // the last seq among them
 	more *int64 // the object has more after this seq (wire.TapMore)
+	// restart: the object asks for a start again (wire.TapRestart), after
+	// more (nil: the first start's position).
+	restart bool
 }
 
 // render turns a tap's messages into SSE events, each frame with its id.
 func (p *pushLoop) render(messages [][]byte) (r tapped) {
 	for _, m := range messages {
-		if gjson.GetBytes(m, "tap").Str == wire.TapMore {
+		switch gjson.GetBytes(m, "tap").Str {
+		case wire.TapMore:
 			after := gjson.GetBytes(m, "after").Int()
 			r.more = &after
 			continue
+		case wire.TapRestart:
+			// The object was rebuilt: start again after what was written.
+			after := p.startAfter
+			if p.lastSeq > 0 {
+				after = &p.lastSeq
+			}
+			r.more = after
+			r.restart = true
+			continue
 		}
 		if seq := gjson.GetBytes(m, "seq").Int(); seq > 0 {
+			if seq <= max(p.lastSeq, r.last) {
+				continue // sent again by a rebuilt object: written already
+			}
 			r.out = append(append(append(r.out, "id: "...), eventID(seq, p.tag)...), '\n')
 			r.last = seq
 		}
@@ -320,7 +357,8 @@ func (p *pushLoop) ended(closed wire.Close) (out []byte, goOn bool) {
 	reason, why := wire.SplitTapClose(closed.Reason)
 	switch {
 	case why == wire.TapEndReplaced:
-		return nil, false
+		p.replaced = p.tapped
+		return nil, true
 	case why != "":
 		// The member ended: say so, and wait for the session to join again.
 		return sseEvent(closedNotification(reason, closed.Code, why)), true
@@ -372,7 +410,8 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 			watchReady = p.watch.Ready()
 		}
 		var batch tapped
-		check, goOn := false, true
+		var closed *wire.Close
+		check := false
 		select {
 		case <-ctx.Done():
 			return
@@ -384,17 +423,14 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 		case <-watchReady:
 			if _, closed := p.watch.Take(); closed != nil {
 				p.watch.Stop()
-				p.watch = nil // reopened by the next follow
+				p.watch = nil // polled meanwhile, reopened after a while
+				p.watchAt = time.Now().Add(pushBindingPoll)
 			}
 			check = true
 		case <-tapReady:
-			messages, closed := p.tap.Take()
+			var messages [][]byte
+			messages, closed = p.tap.Take()
 			batch = p.render(messages)
-			if closed != nil {
-				var note []byte
-				note, goOn = p.ended(*closed)
-				batch.out = append(batch.out, note...)
-			}
 		}
 		if len(batch.out) > 0 {
 			if io.Write(batch.out) != nil {
@@ -403,16 +439,22 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 			if batch.last > 0 {
 				p.lastSeq = batch.last
 				p.retry = pushBindingPoll
-				if p.tap != nil {
+				if closed == nil {
 					p.tap.Send(wire.EncodeTapAck(batch.last))
-				}
+				} // else the next tap's start carries the ack
 			}
 		}
-		if batch.more != nil && p.tap != nil {
-			p.tap.Send(wire.EncodeTapStart(batch.more))
+		if closed == nil && (batch.more != nil || batch.restart) {
+			p.tap.Send(wire.EncodeTapStart(batch.more, 0))
 		}
-		if !goOn {
-			return
+		if closed != nil {
+			note, goOn := p.ended(*closed)
+			if len(note) > 0 && io.Write(note) != nil {
+				return
+			}
+			if !goOn {
+				return
+			}
 		}
 		if check && !p.follow() {
 			ended()

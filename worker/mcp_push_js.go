@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -50,8 +51,21 @@ func (jsPush) Timer(d time.Duration) (<-chan struct{}, func()) { return bridge.T
 func (p jsPush) Write(b []byte) error {
 	chunk := js.Global().Get("Uint8Array").New(len(b))
 	js.CopyBytesToJS(chunk, b)
-	_, err := bridge.Await(p.writer.Call("write", chunk))
-	return err
+	// A client that holds the connection but stops reading blocks the
+	// write: past PushWriteTimeout the leg ends (its tap with it).
+	done := make(chan error, 1)
+	go func() {
+		_, err := bridge.Await(p.writer.Call("write", chunk))
+		done <- err
+	}()
+	timeout, stop := bridge.Timer(PushWriteTimeout)
+	defer stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timeout:
+		return errors.New("the client stopped reading")
+	}
 }
 
 // Tap opens a WebSocket to the member's conversation object.
