@@ -5,8 +5,8 @@ package durable
 import (
 	"strconv"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -62,7 +62,7 @@ func TestRestoreResendsInFlightFrames(t *testing.T) {
 	web, _, tap, a := tappedMember(t, m)
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(m.conv.Seq())) // x written and acked
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(m.conv.Seq()))    // x written and acked
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"y"}`)) // y in flight, not acked
 	restoreTap(t, m, tap, a)
 	if dups := seqCounts(tap.frames()); len(dups) != 0 {
@@ -83,7 +83,7 @@ func TestRestoreMidPagingDuplicatesPages(t *testing.T) {
 		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"b`+strconv.Itoa(i)+`"}`))
 	}
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil)) // page 1 + more
-	restoreTap(t, m, tap, a)                               // page 1 again + more
+	restoreTap(t, m, tap, a)                                // page 1 again + more
 	// The Worker, having written page 1, acks it and starts after "more";
 	// then answers every further "more" it reads, as Run does.
 	handled := 0
