@@ -1,6 +1,7 @@
 package durable
 
-// review2: failing tests for the push leg at d8e8143.
+// The push leg across a rebuilt object and a closing tap: faults found in a
+// second review (each test failed on d8e8143).
 
 import (
 	"strconv"
@@ -51,16 +52,16 @@ func seqCounts(frames []string) (dups []int64) {
 	return dups
 }
 
-// TestRestoreResendsInFlightFrames: a live tap got frame y, the Worker has
+// TestRestoreSendsNoFrameTwice: a live tap got frame y, the Worker has
 // not acked it yet (its Write to a slow client is pending, or the ack is in
 // flight), and the object is rebuilt (hibernation, panic rebuild):
 // RestoreTaps starts the tap again after Ridden and sends y a second time.
 // The Worker's render does not drop seq <= lastSeq, so the client gets y
 // twice with the same SSE id.
-func TestRestoreResendsInFlightFrames(t *testing.T) {
+func TestRestoreSendsNoFrameTwice(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _, tap, a := tappedMember(t, m)
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(m.conv.Seq()))    // x written and acked
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"y"}`)) // y in flight, not acked
@@ -70,20 +71,20 @@ func TestRestoreResendsInFlightFrames(t *testing.T) {
 	}
 }
 
-// TestRestoreMidPagingDuplicatesPages: the object sent page 1 and
+// TestRestoreMidPagingSendsNoPageTwice: the object sent page 1 and
 // {"tap":"more"}; before the Worker's ack and start(more) arrive the object
 // is rebuilt. RestoreTaps sends page 1 again (from Ridden) with its own
 // "more"; the Worker's pending start then sends page 2; the Worker answers
 // each "more" with a start, so two chains of pages run and every page is
 // delivered twice until one chain goes live.
-func TestRestoreMidPagingDuplicatesPages(t *testing.T) {
+func TestRestoreMidPagingSendsNoPageTwice(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _, tap, a := tappedMember(t, m)
 	for i := 0; i < 3*wire.TapPage; i++ {
 		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"b`+strconv.Itoa(i)+`"}`))
 	}
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil)) // page 1 + more
-	restoreTap(t, m, tap, a)                                // page 1 again + more
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0)) // page 1 + more
+	restoreTap(t, m, tap, a)                                   // page 1 again + more
 	// The Worker, having written page 1, acks it and starts after "more";
 	// then answers every further "more" it reads, as Run does.
 	handled := 0
@@ -101,7 +102,7 @@ func TestRestoreMidPagingDuplicatesPages(t *testing.T) {
 		}
 		for _, after := range mores {
 			m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(after))
-			m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(&after))
+			m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(&after, 0))
 		}
 	}
 	if dups := seqCounts(tap.frames()); len(dups) != 0 {
@@ -109,14 +110,14 @@ func TestRestoreMidPagingDuplicatesPages(t *testing.T) {
 	}
 }
 
-// TestPushOnlyExpiresAfterAWakeWithABacklog: a push-only member lives on
+// TestPushOnlyLivesThroughAWakeWithABacklog: a push-only member lives on
 // its leg for longer than MemberIdle (no tool call; ExpireMembers keeps it
 // because tapLive, and nothing persists a fresher LastSeen). Its client is
 // slow, so more than a page is unacked when the object hibernates. The
 // alarm wakes it: RestoreTaps pages (tapLive false until the Worker's
 // start(more) arrives), and the alarm's ExpireMembers then finds the stored
 // LastSeen of the join and expires the member whose leg is open.
-func TestPushOnlyExpiresAfterAWakeWithABacklog(t *testing.T) {
+func TestPushOnlyLivesThroughAWakeWithABacklog(t *testing.T) {
 	const idle = 10 * time.Minute
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, _ := m.ws("acc_W", "web", false, "")
@@ -129,7 +130,7 @@ func TestPushOnlyExpiresAfterAWakeWithABacklog(t *testing.T) {
 	call.Join = nil
 	tap := &recordingSocket{}
 	a, _ := m.conv.Tap(m.store, call, tap, TapPrefix+"1")
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	for i := 0; i < 30; i++ { // half an hour on the leg alone, every frame acked
 		m.now = m.now.Add(time.Minute)
 		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"tick"}`))
@@ -147,17 +148,17 @@ func TestPushOnlyExpiresAfterAWakeWithABacklog(t *testing.T) {
 	}
 }
 
-// TestRestoreBeforeStartIgnoresLastEventID: the previous leg wrote x and y
+// TestRestoreBeforeStartKeepsLastEventID: the previous leg wrote x and y
 // (acked: Ridden is y) but its client got only x, and reconnects with
 // Last-Event-ID x. The new tap is accepted; the object is rebuilt before
 // the tap's start arrives (a panic rebuild of another event, or a wake).
 // RestoreTaps starts the tap itself after Ridden and makes it live, so the
 // Worker's start(after=x) is ignored and y never reaches the client.
-func TestRestoreBeforeStartIgnoresLastEventID(t *testing.T) {
+func TestRestoreBeforeStartKeepsLastEventID(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
 	web, call, old, _ := tappedMember(t, m)
 	_ = old
-	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil))
+	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))
 	x := m.conv.Seq()
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"y"}`))
@@ -168,7 +169,7 @@ func TestRestoreBeforeStartIgnoresLastEventID(t *testing.T) {
 		t.Fatal(refusal)
 	}
 	restoreTap(t, m, tap, a)
-	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(&x))
+	m.conv.Receive(TapPrefix+"2", wire.EncodeTapStart(&x, 0))
 	if got := strings.Join(datas(tap.frames()), ","); got != "y" {
 		t.Errorf("a leg resuming after x, rebuilt before its start, got %q, want y", got)
 	}
