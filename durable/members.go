@@ -25,6 +25,10 @@ type MemberRecord struct {
 	// Ridden is the seq through which frames rode along on the member's
 	// other tool calls (never marked read: that is Cursor).
 	Ridden int64 `json:"ridden,omitempty"`
+	// Pushed is the seq through which the member's push leg wrote its
+	// frames (acked, wire.TapAck). A client that reconnects with an older
+	// Last-Event-ID gets those again, never what rode along.
+	Pushed int64 `json:"pushed,omitempty"`
 	// Reader is the join that owns the member (MemberCall.Reader): one
 	// member, one reader, so two sessions never share a read position.
 	Reader string `json:"reader,omitempty"`
@@ -457,7 +461,7 @@ func (c *Conversation) Member(store MemberStore, op string, call wire.MemberCall
 	case "metadata":
 		reply.Seq = c.apply(p, wire.ClientFrame{Type: wire.TypeSetMetadata, Metadata: call.Metadata})
 	case "recv":
-		reply.Delivered = m.record.Ridden
+		reply.Delivered = max(m.record.Ridden, m.record.Pushed)
 		r := c.read(p, m, call.Cursor)
 		reply.Cursor, reply.Truncated = r.Cursor, r.Truncated
 		for _, f := range r.Frames {
@@ -473,11 +477,12 @@ func (c *Conversation) Member(store MemberStore, op string, call wire.MemberCall
 }
 
 // rideAlong returns what the member has not read and has not been offered
-// along yet, up to wire.RideAlongFrames, without marking it read. A member
-// whose push leg is live has nothing to carry along: the leg got all of it.
+// along or pushed yet, up to wire.RideAlongFrames, without marking it read.
+// A member with a push leg has nothing to carry along: the leg gets all of
+// it (once started, from where its client is).
 func (c *Conversation) rideAlong(p *Peer, m *memberSocket) []json.RawMessage {
-	from := max(m.record.Cursor, m.record.Ridden)
-	if from >= c.seq || !c.buffer.Enabled() || m.tapLive {
+	from := max(m.record.Cursor, m.record.Ridden, m.record.Pushed)
+	if from >= c.seq || !c.buffer.Enabled() || m.tap != nil {
 		return nil
 	}
 	var frames []json.RawMessage

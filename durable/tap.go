@@ -28,7 +28,7 @@ import (
 // buffer no longer covers it) and then makes the tap live. Fan-out skips a
 // tap until then, so the client gets every frame once, in seq order, however
 // the join, the leg and the first frames interleave. The Worker acks what it
-// wrote (wire.TapAck): acked frames are not offered along again (Ridden),
+// wrote (wire.TapAck): acked frames are not offered along again (Pushed),
 // and for a push-only member they are read (Cursor), so a push-only member
 // that loses its leg still reads, or is pushed on its next leg, everything
 // no leg delivered.
@@ -69,9 +69,11 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 		if m.tapLive {
 			return
 		}
-		from := max(m.record.Cursor, m.record.Ridden)
+		from := max(m.record.Cursor, m.record.Ridden, m.record.Pushed)
 		if after := parsed.Get("after"); after.Type == gjson.Number {
-			from = after.Int()
+			// Where the client says it is, but never before what rode
+			// along on its tool answers.
+			from = max(after.Int(), m.record.Ridden)
 		}
 		c.startTap(p, m, from)
 	case wire.TapAck:
@@ -83,8 +85,8 @@ func (c *Conversation) TapMessage(tapID string, msg []byte) {
 func (c *Conversation) tapAck(m *memberSocket, seq int64) {
 	seq = min(seq, c.seq)
 	changed := false
-	if seq > m.record.Ridden {
-		m.record.Ridden, changed = seq, true
+	if seq > m.record.Pushed {
+		m.record.Pushed, changed = seq, true
 	}
 	if m.record.PushOnly && seq > m.record.Cursor {
 		m.record.Cursor, changed = seq, true
