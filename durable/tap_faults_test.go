@@ -19,18 +19,7 @@ import (
 func TestPushOnlyLegKeepsMemberAlive(t *testing.T) {
 	const idle = 10 * time.Minute
 	m := newMemberHarness(t, wire.DefaultLimits)
-	web, _ := m.ws("acc_W", "web", false, "")
-	req := joinRequest("acc_M", "pusher", false, "")
-	req.PushOnly = true
-	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
-	if r := m.conv.Member(m.store, "join", call); r.Error != "" {
-		t.Fatal(r)
-	}
-	call.Join = nil
-	tap := &recordingSocket{}
-	if _, refusal := m.conv.Tap(m.store, call, tap, TapPrefix+"1"); refusal != nil {
-		t.Fatal(refusal)
-	}
+	web, _, tap, _ := tappedMember(t, m, "pusher", true)
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	for i := 0; i < 15; i++ { // a frame a minute, each written and acked
 		m.now = m.now.Add(time.Minute)

@@ -14,10 +14,13 @@ import (
 	"github.com/ams-dev/ams/wire"
 )
 
-// tappedMember joins a member and opens its tap (not started).
-func tappedMember(t *testing.T, m *memberHarness) (*Peer, wire.MemberCall, *recordingSocket, Attachment) {
+// tappedMember joins a WebSocket peer web and the member name (push-only if
+// asked), and opens the member's tap tap:1 (not started).
+func tappedMember(t *testing.T, m *memberHarness, name string, pushOnly bool) (*Peer, wire.MemberCall, *recordingSocket, Attachment) {
+	t.Helper()
 	web, _ := m.ws("acc_W", "web", false, "")
-	req := joinRequest("acc_M", "agent", false, "")
+	req := joinRequest("acc_M", name, false, "")
+	req.PushOnly = pushOnly
 	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
 	if r := m.conv.Member(m.store, "join", call); r.Error != "" {
 		t.Fatal(r)
@@ -60,7 +63,7 @@ func seqCounts(frames []string) (dups []int64) {
 // twice with the same SSE id.
 func TestRestoreSendsNoFrameTwice(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
-	web, _, tap, a := tappedMember(t, m)
+	web, _, tap, a := tappedMember(t, m, "agent", false)
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapAck(m.conv.Seq()))    // x written and acked
@@ -79,7 +82,7 @@ func TestRestoreSendsNoFrameTwice(t *testing.T) {
 // delivered twice until one chain goes live.
 func TestRestoreMidPagingSendsNoPageTwice(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
-	web, _, tap, a := tappedMember(t, m)
+	web, _, tap, a := tappedMember(t, m, "agent", false)
 	for i := 0; i < 3*wire.TapPage; i++ {
 		m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"b`+strconv.Itoa(i)+`"}`))
 	}
@@ -120,16 +123,7 @@ func TestRestoreMidPagingSendsNoPageTwice(t *testing.T) {
 func TestPushOnlyLivesThroughAWakeWithABacklog(t *testing.T) {
 	const idle = 10 * time.Minute
 	m := newMemberHarness(t, wire.DefaultLimits)
-	web, _ := m.ws("acc_W", "web", false, "")
-	req := joinRequest("acc_M", "pusher", false, "")
-	req.PushOnly = true
-	call := wire.MemberCall{ConversationID: convID, AccountID: "acc_M", StreamID: req.StreamID, Reader: "r", Join: &req}
-	if r := m.conv.Member(m.store, "join", call); r.Error != "" {
-		t.Fatal(r)
-	}
-	call.Join = nil
-	tap := &recordingSocket{}
-	a, _ := m.conv.Tap(m.store, call, tap, TapPrefix+"1")
+	web, _, tap, a := tappedMember(t, m, "pusher", true)
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	for i := 0; i < 30; i++ { // half an hour on the leg alone, every frame acked
 		m.now = m.now.Add(time.Minute)
@@ -156,7 +150,7 @@ func TestPushOnlyLivesThroughAWakeWithABacklog(t *testing.T) {
 // Worker's start(after=x) is ignored and y never reaches the client.
 func TestRestoreBeforeStartKeepsLastEventID(t *testing.T) {
 	m := newMemberHarness(t, wire.DefaultLimits)
-	web, call, old, _ := tappedMember(t, m)
+	web, call, old, _ := tappedMember(t, m, "agent", false)
 	_ = old
 	m.conv.Receive(TapPrefix+"1", wire.EncodeTapStart(nil, 0))
 	m.conv.Receive(web.ConnID, []byte(`{"type":"token","data":"x"}`))

@@ -74,14 +74,7 @@ func TestPushLegRetapsAfterFallingBehind(t *testing.T) {
 	base := newFakePush(f)
 	base.writes = make(chan string, 1<<14)
 	io := &gatedPush{fakePush: base, blocked: make(chan struct{}, 1)}
-	r := httptestGET(s)
-	leg, ok, err := f.s.OpenPush(r)
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go leg.Run(ctx, io, time.Hour)
+	runLeg(t, f, s, io)
 	peer.token("warm")
 	if _, ok := io.waitFor(`"data":"warm"`, 5*time.Second); !ok {
 		t.Fatal("the leg never pushed the first frame")
@@ -110,6 +103,20 @@ func TestPushLegRetapsAfterFallingBehind(t *testing.T) {
 	if _, ok := io.waitFor(`"data":"after the burst"`, 3*time.Second); !ok {
 		t.Errorf("after one slow moment the leg never pushes again (no retap after a 4290 close of its own queue)")
 	}
+}
+
+// runLeg opens the session's push leg and runs it on io until the test
+// ends or stop is called.
+func runLeg(t *testing.T, f *mcpFixture, s *session, io pushIO) (stop func()) {
+	t.Helper()
+	leg, ok, err := f.s.OpenPush(httptestGET(s))
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go leg.Run(ctx, io, time.Hour)
+	return cancel
 }
 
 func httptestGET(s *session) *http.Request {

@@ -37,14 +37,7 @@ func (r *resendPush) Tap(_ context.Context, call wire.MemberCall) (pushSocket, e
 func TestPushLegWritesNoFrameTwice(t *testing.T) {
 	f, peer, s := joinedAgent(t)
 	io := &resendPush{fakePush: newFakePush(f)}
-	r := httptestGET(s)
-	leg, ok, err := f.s.OpenPush(r)
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go leg.Run(ctx, io, time.Hour)
+	runLeg(t, f, s, io)
 	peer.token("once")
 	w := io.next(t, `"data":"once"`)
 	id := sseID(t, w)
@@ -87,13 +80,7 @@ func TestPushOnlyBatchBeforeACloseIsAcked(t *testing.T) {
 	s := f.session(t, f.linkURL(), "", "host")
 	s.ok("ams_join", map[string]any{"stream_name": "agent", "delivery": "push"})
 	io := &gatedTaps{gatedPush: &gatedPush{fakePush: newFakePush(f), blocked: make(chan struct{}, 1)}}
-	leg, ok, err := f.s.OpenPush(httptestGET(s))
-	if !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go leg.Run(ctx, io, time.Hour)
+	cancel := runLeg(t, f, s, io)
 	peer.token("warm")
 	if _, ok := io.waitFor(`"data":"warm"`, 5*time.Second); !ok {
 		t.Fatal("the leg never pushed the first frame")
