@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -35,7 +36,14 @@ type mcpCall struct {
 	// delivered is the seq through which an ams_recv's frames were already
 	// delivered as notifications (wire.MemberReply.Delivered).
 	delivered int64
+	// waited is how long this request's ams_recv calls waited: together
+	// they wait at most mcpRequestWait, so a batch of long-polls cannot
+	// hold its request for one long-poll each.
+	waited time.Duration
 }
+
+// mcpRequestWait bounds the waiting of all ams_recv calls of one request.
+var mcpRequestWait = time.Duration(wire.MaxMemberWait) * time.Millisecond
 
 // serveMCP is POST /mcp and POST {magic link}. An invalid bearer is refused
 // outright, never downgraded to the anonymous identity.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ams-dev/ams/wire"
 )
@@ -562,5 +563,38 @@ func TestMCPRejoinKeepsPeerIdentity(t *testing.T) {
 	sj := peer.framesOf(t, "stream_joined")
 	if len(sj) != 1 || !jsonEqualRaw(mustJSON(sj[0]["peer_identity"]), json.RawMessage(`{"kind":"agent","model":"m"}`)) {
 		t.Errorf("rejoined as %q", peer.sock.frames())
+	}
+}
+
+// TestMCPBatchWaitsOnce: the ams_recv calls of one request (a JSON-RPC
+// batch) wait at most one long-poll together: a batch of five 25 s reads
+// cannot hold its request for five.
+func TestMCPBatchWaitsOnce(t *testing.T) {
+	defer func(d time.Duration) { mcpRequestWait = d }(mcpRequestWait)
+	mcpRequestWait = 300 * time.Millisecond
+	f := newMCPFixture(t)
+	f.objects.maxWait = 200 * time.Millisecond
+	s := f.session(t, f.linkURL(), "", "host")
+	s.ok("ams_join", map[string]any{"stream_name": "agent"})
+	var batch []any
+	for i := range 5 {
+		batch = append(batch, map[string]any{"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+			"params": map[string]any{"name": "ams_recv", "arguments": map[string]any{"wait_ms": 25000}}})
+	}
+	raw, _ := json.Marshal(batch)
+	w := postMCP(t, f.s, f.linkURL(), "", string(raw), map[string]string{"Mcp-Session-Id": s.id})
+	if w.Code != http.StatusOK || strings.Count(w.Body.String(), `"frames":[]`) != 5 {
+		t.Fatalf("batch: %d %s", w.Code, w.Body.String())
+	}
+	var waits []int
+	for _, c := range f.objects.calls {
+		if c.op == "recv" {
+			waits = append(waits, c.call.WaitMS)
+		}
+	}
+	// The first asks for the whole budget and waits 200 ms, the second for
+	// what is left, the rest for nothing.
+	if len(waits) != 5 || waits[0] != 300 || waits[1] > 100 || waits[3] != 0 || waits[4] != 0 {
+		t.Errorf("the batch's reads asked to wait %v ms", waits)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -358,12 +359,15 @@ func (c *mcpCall) recv(ctx context.Context, in recvInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.call.WaitMS, t.call.Cursor = min(max(in.WaitMS, 0), wire.MaxMemberWait), in.Cursor
-	t.call.GatherMS = wire.DefaultGatherMS
+	left := int(max(mcpRequestWait-c.waited, 0) / time.Millisecond)
+	t.call.WaitMS, t.call.Cursor = min(max(in.WaitMS, 0), wire.MaxMemberWait, left), in.Cursor
+	t.call.GatherMS = min(wire.DefaultGatherMS, left)
 	if in.GatherMS != nil {
-		t.call.GatherMS = min(max(*in.GatherMS, 0), wire.MaxGatherMS)
+		t.call.GatherMS = min(max(*in.GatherMS, 0), wire.MaxGatherMS, left)
 	}
+	started := time.Now()
 	reply, err := c.run(ctx, "recv", t)
+	c.waited += time.Since(started)
 	if err != nil {
 		return nil, err
 	}
