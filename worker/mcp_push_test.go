@@ -332,3 +332,23 @@ func asAPIError(err error, into **apiError) bool {
 	*into = ae
 	return ok
 }
+
+// TestPushLegSaysWhy (11.4): notifications/ams/closed says why the member
+// ended: expired (then a call rejoins it), and rotated out by a new link.
+func TestPushLegSaysWhy(t *testing.T) {
+	f, _, s := joinedAgent(t)
+	io := newFakePush(f)
+	openLeg(t, f, s, io, nil)
+	f.objects.expireAll(t)
+	if got := io.next(t, "notifications/ams/closed"); !strings.Contains(got, `"reason":"not_joined"`) || !strings.Contains(got, `"why":"expired"`) {
+		t.Errorf("closed after expiry %q", got)
+	}
+	s.ok("ams_recv", map[string]any{"gather_ms": 0}) // rejoins, and the leg taps it again
+	time.Sleep(100 * time.Millisecond)
+	if code, body := rotate(t, f.s, rotateURL, f.credential); code != http.StatusOK {
+		t.Fatalf("rotate: %d %v", code, body)
+	}
+	if got := io.next(t, "notifications/ams/closed"); !strings.Contains(got, `"reason":"magic_link_rotated"`) || !strings.Contains(got, `"why":"rotated"`) {
+		t.Errorf("closed after rotation %q", got)
+	}
+}
