@@ -70,7 +70,7 @@ func amsBuffer(which int32) int32 {
 // ops in hotOut, or -1 when entry.mjs must take the js.FuncOf path.
 //
 //go:wasmexport amsMessage
-func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
+func amsMessage(incarnation, slot, n int32, nowMillis float64) int32 {
 	o, ok := residents.Get(int(incarnation))
 	if !ok || o.unsettled || n < 0 || int(n) > len(hotIn) {
 		return -1 // unknown, or to be rebuilt after a panic: load does it
@@ -79,24 +79,7 @@ func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
 	if !ok {
 		return 0 // a socket whose stream is gone: displaced or closed
 	}
-	woke := o.waiters.waiting()
-	hot.begin(o, int64(nowMillis))
-	o.unsettled = true
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				fmt.Fprintf(os.Stderr, "ams: recovered panic in amsMessage: %v\n%s", r, debug.Stack())
-				closeAfterPanic(slot)
-			}
-		}()
-		o.conv.Receive(connID, hotIn[:n])
-		o.unsettled = false
-	}()
-	result = int32(hot.end())
-	if woke {
-		runtime.Gosched() // the woken reads are this object's
-	}
-	return result
+	return hotEvent(o, slot, nowMillis, "amsMessage", func() { o.conv.Receive(connID, hotIn[:n]) })
 }
 
 // amsClose handles the close of the socket adopted as slot, with code and
@@ -107,7 +90,7 @@ func amsMessage(incarnation, slot, n int32, nowMillis float64) (result int32) {
 // returns the ops' length, or -1 when entry.mjs must take that path.
 //
 //go:wasmexport amsClose
-func amsClose(incarnation, slot, code, n int32, nowMillis float64) (result int32) {
+func amsClose(incarnation, slot, code, n int32, nowMillis float64) int32 {
 	o, ok := residents.Get(int(incarnation))
 	if !ok || o.unsettled || n < 0 || int(n) > len(hotIn) {
 		return -1
@@ -117,23 +100,34 @@ func amsClose(incarnation, slot, code, n int32, nowMillis float64) (result int32
 		return -1 // displaced or refused: the js.FuncOf path reciprocates
 	}
 	reason := string(hotIn[:n])
+	return hotEvent(o, slot, nowMillis, "amsClose", func() {
+		o.leave(connID)
+		hot.close(slot, int(code), reason)
+	})
+}
+
+// hotEvent runs event, an export's work for the socket adopted as slot, at
+// Date.now() nowMillis, and returns the length of the ops it left in
+// hotOut. The object stays unsettled unless event returns normally; a
+// panic is recovered and closes the socket 4500 (closeAfterPanic). Reads
+// that the event woke run before the export returns.
+func hotEvent(o *object, slot int32, nowMillis float64, name string, event func()) int32 {
 	woke := o.waiters.waiting()
 	hot.begin(o, int64(nowMillis))
 	o.unsettled = true
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				fmt.Fprintf(os.Stderr, "ams: recovered panic in amsClose: %v\n%s", r, debug.Stack())
+				fmt.Fprintf(os.Stderr, "ams: recovered panic in %s: %v\n%s", name, r, debug.Stack())
 				closeAfterPanic(slot)
 			}
 		}()
-		o.leave(connID)
-		hot.close(slot, int(code), reason)
+		event()
 		o.unsettled = false
 	}()
-	result = int32(hot.end())
+	result := int32(hot.end())
 	if woke {
-		runtime.Gosched()
+		runtime.Gosched() // the woken reads are this object's
 	}
 	return result
 }

@@ -330,39 +330,58 @@ func (w *object) close() []byte { return append(w.b, '}') }
 
 const hexDigits = "0123456789abcdef"
 
-// AppendJSONString appends s as a JSON string literal.
-func AppendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string literal: \n \r \t by name,
+// other controls as \u00XX, invalid UTF-8 as \ufffd, the rest as it is.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s, false) }
+
+// AppendVerbatimString appends s as MarshalVerbatim writes a string
+// (encoding/json with HTML escaping off): as AppendJSONString, but \b and
+// \f by name and U+2028, U+2029 escaped.
+func AppendVerbatimString(b []byte, s string) []byte { return appendString(b, s, true) }
+
+func appendString(b []byte, s string, verbatim bool) []byte {
 	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			b = append(b, c)
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"', '\\':
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch {
+			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
-			case '\n':
+			case c == '\n':
 				b = append(b, '\\', 'n')
-			case '\r':
+			case c == '\r':
 				b = append(b, '\\', 'r')
-			case '\t':
+			case c == '\t':
 				b = append(b, '\\', 't')
+			case c == '\b' && verbatim:
+				b = append(b, '\\', 'b')
+			case c == '\f' && verbatim:
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case verbatim && (r == '\u2028' || r == '\u2029'):
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }

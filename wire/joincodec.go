@@ -79,60 +79,6 @@ func AppendCompact(b, raw []byte) ([]byte, bool) {
 	return buf.Bytes(), true
 }
 
-// AppendVerbatimString appends s as MarshalVerbatim writes a string
-// (encoding/json with HTML escaping off): \b \f \n \r \t by name, other controls as \u00XX,
-// U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
-func AppendVerbatimString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
 // DecodeJoin is json.Unmarshal of raw into a Join (the same Join, the same
 // error or none). What EncodeJoin writes is read without reflection, for
 // the object decodes one on every connect; anything else, down to a
@@ -264,29 +210,10 @@ func (r *joinReader) object() json.RawMessage {
 		r.ok = false
 		return nil
 	}
-	at, depth, inString, escaped := r.i, 0, false, false
+	at := r.i
+	var scan nesting
 	for ; r.i < len(r.b); r.i++ {
-		c := r.b[r.i]
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-		}
-		if depth == 0 {
+		if scan.step(r.b[r.i]) == 0 {
 			r.i++
 			value := r.b[at:r.i]
 			if !json.Valid(value) {

@@ -168,31 +168,42 @@ const MaxJSONDepth = 64
 // deep. It scans without recursion, so it is safe on any input, and must
 // pass before any recursive parser sees client JSON.
 func ShallowJSON(raw []byte, maxDepth int) bool {
-	depth := 0
-	inString, escaped := false, false
+	var scan nesting
 	for _, c := range raw {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			depth++
-			if depth > maxDepth {
-				return false
-			}
-		case ']', '}':
-			depth--
+		if scan.step(c) > maxDepth {
+			return false
 		}
 	}
 	return true
+}
+
+// nesting follows the bracket depth of JSON text byte by byte, skipping
+// what is inside strings.
+type nesting struct {
+	depth             int
+	inString, escaped bool
+}
+
+// step takes the next byte and returns the depth after it.
+func (n *nesting) step(c byte) int {
+	if n.inString {
+		switch {
+		case n.escaped:
+			n.escaped = false
+		case c == '\\':
+			n.escaped = true
+		case c == '"':
+			n.inString = false
+		}
+		return n.depth
+	}
+	switch c {
+	case '"':
+		n.inString = true
+	case '[', '{':
+		n.depth++
+	case ']', '}':
+		n.depth--
+	}
+	return n.depth
 }

@@ -235,14 +235,15 @@ type pushLoop struct {
 	retry       time.Duration
 }
 
-func (p *pushLoop) after(d time.Duration) {
+// recheckIn reads the binding again after d.
+func (p *pushLoop) recheckIn(d time.Duration) {
 	p.stopRecheck()
 	p.recheck, p.stopRecheck = p.io.Timer(d)
 }
 
 // backoff reads the binding again after the next backoff step.
 func (p *pushLoop) backoff() {
-	p.after(p.retry)
+	p.recheckIn(p.retry)
 	p.retry = min(p.retry*2, pushRetryMax)
 }
 
@@ -297,7 +298,7 @@ func (p *pushLoop) follow() bool {
 		}
 	}
 	if p.watch == nil && p.recheck == nil {
-		p.after(pushBindingPoll)
+		p.recheckIn(pushBindingPoll)
 	}
 	return true
 }
@@ -309,8 +310,8 @@ func (p *pushLoop) start(after *int64) {
 	p.tap.Send(wire.EncodeTapStart(after, p.lastSeq))
 }
 
-// tapped is what one batch of a tap's messages comes to.
-type tapped struct {
+// tapBatch is what one batch of a tap's messages comes to.
+type tapBatch struct {
 	out  []byte // SSE events to write
 	last int64  // the last seq among them
 	more *int64 // the object has more after this seq (wire.TapMore)
@@ -320,7 +321,7 @@ type tapped struct {
 }
 
 // render turns a tap's messages into SSE events, each frame with its id.
-func (p *pushLoop) render(messages [][]byte) (r tapped) {
+func (p *pushLoop) render(messages [][]byte) (r tapBatch) {
 	for _, m := range messages {
 		switch gjson.GetBytes(m, "tap").Str {
 		case wire.TapMore:
@@ -366,7 +367,7 @@ func (p *pushLoop) ended(closed wire.Close) (out []byte, goOn bool) {
 		// Refused: the member is not there (yet); the session binds again
 		// when it joins, and without a watch follow polls.
 		if p.watch == nil {
-			p.after(pushBindingPoll)
+			p.recheckIn(pushBindingPoll)
 		}
 		return nil, true
 	default:
@@ -409,7 +410,7 @@ func (l *PushLeg) Run(ctx context.Context, io pushIO, keepalive time.Duration) {
 		if p.watch != nil {
 			watchReady = p.watch.Ready()
 		}
-		var batch tapped
+		var batch tapBatch
 		var closed *wire.Close
 		check := false
 		select {
@@ -484,9 +485,10 @@ func closedNotification(reason string, code int, why string) []byte {
 	return wire.MarshalVerbatim(rpcNotification("notifications/ams/closed", params))
 }
 
-// tapQueue is a socket's messages (a tap's frames, a watch's signals) as the platform's callbacks deliver them:
-// they never block, so they are queued for the loop, up to pushQueueFrames.
-type tapQueue struct {
+// socketQueue is a socket's messages (a tap's frames, a watch's signals) as
+// the platform's callbacks deliver them: they never block, so they are
+// queued for the loop, up to pushQueueFrames.
+type socketQueue struct {
 	mu     sync.Mutex
 	frames [][]byte
 	closed *wire.Close
@@ -495,11 +497,11 @@ type tapQueue struct {
 	stop   func()
 }
 
-func newTapQueue(send func([]byte), stop func()) *tapQueue {
-	return &tapQueue{ready: make(chan struct{}, 1), send: send, stop: stop}
+func newSocketQueue(send func([]byte), stop func()) *socketQueue {
+	return &socketQueue{ready: make(chan struct{}, 1), send: send, stop: stop}
 }
 
-func (q *tapQueue) signal() {
+func (q *socketQueue) signal() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -507,7 +509,7 @@ func (q *tapQueue) signal() {
 }
 
 // Frame queues a frame; a queue that is full closes the tap.
-func (q *tapQueue) Frame(frame []byte) {
+func (q *socketQueue) Frame(frame []byte) {
 	q.mu.Lock()
 	if q.closed == nil {
 		if len(q.frames) >= pushQueueFrames {
@@ -521,7 +523,7 @@ func (q *tapQueue) Frame(frame []byte) {
 }
 
 // Closed records the tap's close.
-func (q *tapQueue) Closed(code wire.Close) {
+func (q *socketQueue) Closed(code wire.Close) {
 	q.mu.Lock()
 	if q.closed == nil {
 		q.closed = &code
@@ -530,9 +532,9 @@ func (q *tapQueue) Closed(code wire.Close) {
 	q.signal()
 }
 
-func (q *tapQueue) Ready() <-chan struct{} { return q.ready }
+func (q *socketQueue) Ready() <-chan struct{} { return q.ready }
 
-func (q *tapQueue) Take() ([][]byte, *wire.Close) {
+func (q *socketQueue) Take() ([][]byte, *wire.Close) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	frames := q.frames
@@ -540,9 +542,9 @@ func (q *tapQueue) Take() ([][]byte, *wire.Close) {
 	return frames, q.closed
 }
 
-func (q *tapQueue) Send(msg []byte) { q.send(msg) }
+func (q *socketQueue) Send(msg []byte) { q.send(msg) }
 
-func (q *tapQueue) Stop() { q.stop() }
+func (q *socketQueue) Stop() { q.stop() }
 
 // getMCP answers a GET of /mcp that is not the push leg (or where the
 // platform cannot stream): the MCP transport's 405.

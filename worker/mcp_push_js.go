@@ -89,7 +89,7 @@ func (p jsPush) Watch(_ context.Context, nonce string) (pushSocket, error) {
 
 // openSocket opens a WebSocket to an object; its messages and close are
 // queued for the push loop by callbacks that never block.
-func openSocket(stub js.Value, path string, header http.Header) (*tapQueue, error) {
+func openSocket(stub js.Value, path string, header http.Header) (*socketQueue, error) {
 	h := http.Header{"Upgrade": {"websocket"}}
 	for k, v := range header {
 		h[k] = v
@@ -120,7 +120,7 @@ func openSocket(stub js.Value, path string, header http.Header) (*tapQueue, erro
 			onClose.Release()
 		}
 	}
-	q := newTapQueue(func(msg []byte) {
+	q := newSocketQueue(func(msg []byte) {
 		_ = bridge.Try(func() { ws.Call("send", string(msg)) })
 	}, func() {
 		_ = bridge.Try(func() { ws.Call("close", 1000) })

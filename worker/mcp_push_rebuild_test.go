@@ -18,7 +18,7 @@ import (
 type resendPush struct {
 	*fakePush
 	mu   sync.Mutex
-	taps []*tapQueue
+	taps []*socketQueue
 }
 
 func (r *resendPush) Tap(_ context.Context, call wire.MemberCall) (pushSocket, error) {
@@ -56,7 +56,7 @@ func TestPushLegWritesNoFrameTwice(t *testing.T) {
 type gatedTaps struct {
 	*gatedPush
 	mu   sync.Mutex
-	taps []*tapQueue
+	taps []*socketQueue
 }
 
 func (g *gatedTaps) Tap(_ context.Context, call wire.MemberCall) (pushSocket, error) {

@@ -160,7 +160,7 @@ type fakeObjects struct {
 	sessions  map[string]*memSession
 	calls     []memberCall
 	rotations []int64
-	watchers  map[string][]*tapQueue
+	watchers  map[string][]*socketQueue
 	taps      int
 }
 
@@ -250,12 +250,12 @@ func (o *fakeObjects) Session(_ context.Context, nonce, op string, in wire.Sessi
 }
 
 // Watch opens a watch of the session nonce, as session_js.go accepts one.
-func (o *fakeObjects) Watch(nonce string) *tapQueue {
+func (o *fakeObjects) Watch(nonce string) *socketQueue {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	q := newTapQueue(func([]byte) {}, func() {})
+	q := newSocketQueue(func([]byte) {}, func() {})
 	if o.watchers == nil {
-		o.watchers = map[string][]*tapQueue{}
+		o.watchers = map[string][]*socketQueue{}
 	}
 	o.watchers[nonce] = append(o.watchers[nonce], q)
 	return q
@@ -263,7 +263,7 @@ func (o *fakeObjects) Watch(nonce string) *tapQueue {
 
 // tapSocket is a tap as the conversation drives it: what it sends goes to
 // the Worker's queue.
-type tapSocket struct{ q *tapQueue }
+type tapSocket struct{ q *socketQueue }
 
 func (s tapSocket) Send(out *durable.Outbound) { s.q.Frame(slices.Clone(out.Text)) }
 func (s tapSocket) Close(c wire.Close)         { s.q.Closed(c) }
@@ -271,14 +271,14 @@ func (s tapSocket) Save(durable.Attachment)    {}
 
 // Tap opens a member's push leg on its conversation, as members_js.go
 // does; messages the Worker sends on it reach the conversation's Receive.
-func (o *fakeObjects) Tap(call wire.MemberCall) (*tapQueue, error) {
+func (o *fakeObjects) Tap(call wire.MemberCall) (*socketQueue, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c := o.get(call.ConversationID)
 	o.taps++
 	tapID := fmt.Sprintf("%s%06d", durable.TapPrefix, o.taps)
-	var q *tapQueue
-	q = newTapQueue(func(msg []byte) {
+	var q *socketQueue
+	q = newSocketQueue(func(msg []byte) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		c.conv.Receive(tapID, msg)
